@@ -1,0 +1,1 @@
+"""Fault injection: simulated adapters of the core's ports and the faults they can inject."""

@@ -1,0 +1,188 @@
+"""`Engine.open`: the composition root, and the only way to start — crash-only.
+
+A restart is `Engine.open` on the same data directory: the ledger is recovered, the book
+and the audit trail are folded from it, the kill switch and the halt are read back, and
+the engine stays REDUCING until its first reconcile succeeds.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from solat_chaos.engine.balance import BalanceCache
+from solat_chaos.engine.broker import Broker
+from solat_chaos.engine.broker_link import BrokerLink
+from solat_chaos.engine.clock import Clock, SystemClock
+from solat_chaos.engine.durable_switch import SwitchStatus
+from solat_chaos.engine.filesystem import FileSystem, OsFileSystem
+from solat_chaos.engine.health import Health, HealthThresholds, stale_ages
+from solat_chaos.engine.journal import Journal
+from solat_chaos.engine.kill_switch import KillSwitch
+from solat_chaos.engine.ledger import Ledger
+from solat_chaos.engine.positions import Position
+from solat_chaos.engine.reconciler import Reconciler, ReconcileReport
+from solat_chaos.engine.risk import RiskLimits
+from solat_chaos.engine.router import OrderIntent, OrderResult, Router
+from solat_chaos.engine.snapshots import SnapshotBuffer
+from solat_chaos.engine.trading_state import HaltSwitch, TradingState, TradingStatus, trading_status
+
+DEFAULT_EPICS = frozenset({"CS.D.EURUSD.TODAY.IP", "CS.D.GBPUSD.TODAY.IP", "IX.D.FTSE.DAILY.IP"})
+
+
+@attrs.frozen
+class EngineConfig:
+    epics: frozenset[str] = DEFAULT_EPICS
+    balance_ttl: float = 60.0
+    limits: RiskLimits = RiskLimits()
+    reference_prefix: str = "SOLAT"
+    health: HealthThresholds = HealthThresholds()
+    read_attempts: int = 3
+    snapshot_max_pending: int = 64
+    snapshot_flush_every: int = 8
+
+
+class Engine:
+    def __init__(
+        self, data_dir: str, broker: Broker, fs: FileSystem, clock: Clock, config: EngineConfig
+    ):
+        self.data_dir = data_dir
+        self.fs = fs
+        self.clock = clock
+        self.config = config
+        fs.makedirs(data_dir)
+        self.kill_switch = KillSwitch(fs, data_dir)
+        self.halt_switch = HaltSwitch(fs, data_dir)
+        ledger, self.recovery = Ledger.open(fs, data_dir, clock.now())
+        self.journal = Journal(ledger)
+        self.link = BrokerLink(broker, clock, read_attempts=config.read_attempts)
+        self.balance = BalanceCache(self.link, clock, config.balance_ttl)
+        self.snapshots = SnapshotBuffer(
+            fs,
+            data_dir,
+            max_pending=config.snapshot_max_pending,
+            flush_every=config.snapshot_flush_every,
+        )
+        self.router = Router(
+            self.journal,
+            self.link,
+            self.balance,
+            clock,
+            epics=config.epics,
+            limits=config.limits,
+            reference_prefix=config.reference_prefix,
+            trading_status=self.trading_status,
+            on_fill=self._snapshot,
+        )
+        self.reconciler = Reconciler(self.journal, self.link, clock, self.router.in_flight)
+        self.reconciled = False
+        self.stream_last_message: float | None = None
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str,
+        broker: Broker,
+        *,
+        fs: FileSystem | None = None,
+        clock: Clock | None = None,
+        config: EngineConfig | None = None,
+    ) -> Engine:
+        return cls(
+            data_dir, broker, fs or OsFileSystem(), clock or SystemClock(), config or EngineConfig()
+        )
+
+    # -- orders ------------------------------------------------------------------------
+
+    async def submit_order_intent(self, intent: OrderIntent) -> OrderResult:
+        self.journal.write_pending()
+        return await self.router.submit_order_intent(intent)
+
+    async def close_position(self, deal_id: str, size: float | None = None) -> OrderResult:
+        self.journal.write_pending()
+        return await self.router.close_position(deal_id, size)
+
+    async def reconcile(self) -> ReconcileReport:
+        if not self.journal.write_pending():
+            return ReconcileReport(
+                False, f"outcomes pending, ledger not writable: {self.journal.last_write_error}"
+            )
+        report = await self.reconciler.reconcile()
+        if report.ok:
+            self.reconciled = True
+        return report
+
+    # -- switches ----------------------------------------------------------------------
+
+    def activate_kill_switch(self, reason: str = "activated by operator") -> SwitchStatus:
+        return self.kill_switch.turn_on(reason, self.clock.now())
+
+    def deactivate_kill_switch(self, reason: str = "deactivated by operator") -> SwitchStatus:
+        return self.kill_switch.turn_off(reason, self.clock.now())
+
+    def halt(self, reason: str = "halted by operator") -> SwitchStatus:
+        return self.halt_switch.turn_on(reason, self.clock.now())
+
+    def resume(self, reason: str = "resumed by operator") -> SwitchStatus:
+        return self.halt_switch.turn_off(reason, self.clock.now())
+
+    # -- reads -------------------------------------------------------------------------
+
+    def trading_status(self) -> TradingStatus:
+        return trading_status(
+            halted=self.halt_switch.status.reason if self.halt_switch.active else None,
+            outcomes_pending=len(self.journal.pending),
+            ledger_unreadable=self.recovery.unreadable,
+            kill_switch=self.kill_switch.status.reason if self.kill_switch.active else None,
+            reconciled=self.reconciled,
+        )
+
+    @property
+    def state(self) -> TradingState:
+        return self.trading_status().state
+
+    def positions(self) -> dict[str, Position]:
+        return self.journal.book.positions()
+
+    def health(self) -> Health:
+        self.journal.write_pending()
+        now = self.clock.monotonic()
+        ages: dict[str, float | None] = {
+            "broker": None if self.link.last_ok is None else now - self.link.last_ok,
+            "balance": None if self.balance.view() is None else self.balance.age,
+        }
+        if self.stream_last_message is not None:
+            ages["stream"] = now - self.stream_last_message
+        stale = stale_ages(ages, self.config.health)
+        status = self.trading_status()
+        reasons = [f"{name} stale" for name, is_stale in stale.items() if is_stale]
+        reasons += list(status.reasons)
+        if self.journal.pending:
+            reasons.append(f"ledger: {self.journal.last_write_error}")
+        if self.snapshots.last_error:
+            reasons.append(self.snapshots.last_error)
+        if any(stale.values()):
+            verdict = "stale"
+        elif status.state is not TradingState.ACTIVE or self.snapshots.last_error:
+            verdict = "degraded"
+        else:
+            verdict = "ok"
+        return Health(
+            status=verdict,
+            trading_state=str(status.state),
+            reasons=tuple(reasons),
+            ages=ages,
+            stale=stale,
+            outcomes_pending=len(self.journal.pending),
+            in_doubt=len(self.journal.audit.unresolved()) - len(self.router.in_flight),
+            kill_switch_active=self.kill_switch.active,
+            snapshots_pending=len(self.snapshots.pending),
+            snapshots_dropped=self.snapshots.dropped,
+        )
+
+    def _snapshot(self) -> None:
+        self.snapshots.add(
+            {
+                "at": self.clock.now(),
+                "positions": [attrs.asdict(p) for p in self.positions().values()],
+            }
+        )

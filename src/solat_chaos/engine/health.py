@@ -1,0 +1,41 @@
+"""Health, computed at call time from ages: never a cached verdict that can go stale."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+
+@attrs.frozen
+class HealthThresholds:
+    broker: float = 30.0  # seconds since the broker last answered
+    stream: float = 15.0  # seconds since the trade stream last spoke
+    balance: float = 60.0  # seconds since the balance was fetched
+
+
+@attrs.frozen
+class Health:
+    """`status` is "ok" only when nothing is stale and nothing is pending or halted."""
+
+    status: str
+    trading_state: str
+    reasons: tuple[str, ...]
+    ages: dict[str, float | None]
+    stale: dict[str, bool]
+    outcomes_pending: int
+    in_doubt: int
+    kill_switch_active: bool
+    snapshots_pending: int
+    snapshots_dropped: int
+
+    def to_json(self) -> dict:
+        return attrs.asdict(self)
+
+
+def stale_ages(ages: dict[str, float | None], thresholds: HealthThresholds) -> dict[str, bool]:
+    """An age is stale past its threshold; an age never measured (None) is stale too."""
+    return {
+        name: age is None or not math.isfinite(age) or age > getattr(thresholds, name)
+        for name, age in ages.items()
+    }

@@ -1,0 +1,160 @@
+"""The reconciler: brings the local book back to the broker's truth, with evidence.
+
+1. Every unresolved intent (not awaiting an answer in this process) is looked up by its deal
+   reference: the confirm, then the positions list.
+2. The book is diffed against the broker's positions; drift is repaired with ADOPTED,
+   CLOSED_EXTERNALLY and RESIZED records whose ids derive from the evidence, so replaying a
+   reconcile after a crash adds nothing twice.
+
+Every broker read happens before anything is written: a failed or timed-out read changes
+nothing locally (a missing answer is not a flat position). Orders that are in flight, or
+that changed the book while the broker was being read, are left for the next reconcile.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from solat_chaos.engine.broker import ACCEPTED, BrokerError, BrokerPosition, DealConfirm
+from solat_chaos.engine.broker_link import BrokerLink
+from solat_chaos.engine.clock import Clock
+from solat_chaos.engine.journal import Journal
+from solat_chaos.engine.ledger import LedgerWriteError
+from solat_chaos.engine.records import (
+    OPEN,
+    Adopted,
+    ClosedExternally,
+    Confirmed,
+    Intent,
+    Record,
+    Rejected,
+    Resized,
+)
+
+
+@attrs.frozen
+class ReconcileReport:
+    """`ok` only when every broker read succeeded and every repair is durable."""
+
+    ok: bool
+    error: str | None = None
+    records: tuple[Record, ...] = ()
+    deferred: tuple[str, ...] = ()  # deal references and ids left for the next reconcile
+
+
+class Reconciler:
+    def __init__(self, journal: Journal, link: BrokerLink, clock: Clock, in_flight: set[str]):
+        self._journal = journal
+        self._link = link
+        self._clock = clock
+        self._in_flight = in_flight
+
+    async def reconcile(self) -> ReconcileReport:
+        audit, book = self._journal.audit, self._journal.book
+        to_resolve = [i for i in audit.unresolved() if i.deal_reference not in self._in_flight]
+        try:
+            confirms = {
+                i.deal_reference: await self._link.confirm(i.deal_reference) for i in to_resolve
+            }
+            version = book.version
+            broker_positions = await self._link.positions()
+        except BrokerError as e:
+            return ReconcileReport(
+                False, f"broker read failed, nothing changed: {type(e).__name__}: {e}"
+            )
+        # Only other tasks can have changed the book so far; what we write next is ours.
+        changed_while_reading = book.changed_since(version)
+        now = self._clock.now()
+        written: list[Record] = []
+        try:
+            for intent in to_resolve:
+                if audit.has_outcome(intent.deal_reference):
+                    continue  # resolved while we read the broker
+                record = self._resolution(
+                    intent, confirms[intent.deal_reference], broker_positions, now
+                )
+                self._journal.record(record)
+                written.append(record)
+            repairs, deferred = self._repairs(broker_positions, changed_while_reading, now)
+            for record in repairs:
+                self._journal.record(record)
+                written.append(record)
+        except LedgerWriteError as e:
+            return ReconcileReport(False, f"ledger not writable: {e}", tuple(written))
+        return ReconcileReport(True, None, tuple(written), deferred)
+
+    def _resolution(
+        self,
+        intent: Intent,
+        confirm: DealConfirm | None,
+        broker_positions: list[BrokerPosition],
+        now: float,
+    ) -> Record:
+        reference = intent.deal_reference
+        if confirm is not None and confirm.status == ACCEPTED and confirm.deal_id:
+            return self._fill(
+                intent, confirm.deal_id, min(confirm.size, intent.size), confirm.level, now
+            )
+        if confirm is not None:
+            return Rejected(reference, "reconcile", f"broker rejected: {confirm.reason}", now)
+        held = [p for p in broker_positions if p.deal_reference == reference]
+        if intent.action == OPEN and held:
+            return self._fill(
+                intent, held[0].deal_id, min(held[0].size, intent.size), held[0].level, now
+            )
+        return Rejected(
+            reference, "reconcile", "the broker has no record of this deal reference", now
+        )
+
+    @staticmethod
+    def _fill(
+        intent: Intent, deal_id: str, size: float, level: float | None, now: float
+    ) -> Confirmed:
+        return Confirmed(
+            deal_reference=intent.deal_reference,
+            action=intent.action,
+            deal_id=deal_id,
+            epic=intent.epic,
+            direction=intent.direction,
+            filled_size=size,
+            at=now,
+            level=level,
+            resolved_by="reconcile",
+        )
+
+    def _repairs(
+        self, broker_positions: list[BrokerPosition], changed_while_reading: set[str], now: float
+    ) -> tuple[list[Record], tuple[str, ...]]:
+        book, audit = self._journal.book, self._journal.audit
+        unresolved = audit.unresolved()
+        unresolved_references = {i.deal_reference for i in unresolved}
+        closing = {i.deal_id for i in unresolved if i.deal_id is not None}
+        deferred = sorted(unresolved_references | closing | changed_while_reading)
+        skip = set(deferred)
+        broker = {p.deal_id: p for p in broker_positions}
+        repairs: list[Record] = []
+        for deal_id, position in sorted(book.positions().items()):
+            if deal_id in skip:
+                continue
+            theirs = broker.get(deal_id)
+            if theirs is None:
+                repairs.append(ClosedExternally(f"CLOSED_EXTERNALLY:{deal_id}", deal_id, now))
+            elif theirs.size != position.size:
+                repairs.append(
+                    Resized(f"RESIZED:{deal_id}:{theirs.size}", deal_id, theirs.size, now)
+                )
+        for deal_id, theirs in sorted(broker.items()):
+            if deal_id in skip or theirs.deal_reference in skip or book.get(deal_id) is not None:
+                continue
+            repairs.append(
+                Adopted(
+                    f"ADOPTED:{deal_id}",
+                    deal_id,
+                    theirs.deal_reference,
+                    theirs.epic,
+                    theirs.direction,
+                    theirs.size,
+                    now,
+                )
+            )
+        return repairs, tuple(deferred)

@@ -1,0 +1,327 @@
+"""The order router: turns an order intent into a broker order, write-ahead.
+
+Order of work for an opening order (DESIGN.md, Router):
+validate → trading state and kill switch → fresh balance and risk limits → durable INTENT →
+broker, once → durable outcome (or pending, with the engine halted, if the disk refuses).
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import errno
+from collections.abc import Callable
+
+import attrs
+
+from solat_chaos.engine.balance import BalanceCache
+from solat_chaos.engine.broker import (
+    ACCEPTED,
+    DIRECTIONS,
+    BrokerError,
+    BrokerProtocolError,
+    BrokerTimeout,
+    CloseOrder,
+    DealConfirm,
+    OpenOrder,
+    opposite,
+    valid_size,
+)
+from solat_chaos.engine.broker_link import BrokerLink
+from solat_chaos.engine.clock import Clock
+from solat_chaos.engine.journal import Journal
+from solat_chaos.engine.ledger import LedgerWriteError
+from solat_chaos.engine.records import CLOSE, OPEN, Confirmed, InDoubt, Intent, Rejected
+from solat_chaos.engine.risk import Commitments, RiskLimits, check_opening
+from solat_chaos.engine.trading_state import TradingStatus
+
+HOUR = 3600.0
+# A balance can go stale again while it is being refreshed (a fill lands meanwhile); after
+# this many refreshes in a row the order is rejected rather than approved on old numbers.
+BALANCE_ATTEMPTS = 3
+
+
+@attrs.frozen
+class OrderIntent:
+    """What the strategy wants. Not validated on construction: the router rejects bad
+    intents with a reason, so a malformed one is never an exception."""
+
+    epic: str
+    direction: str
+    size: float
+
+
+class OrderStatus(enum.StrEnum):
+    ACCEPTED = "ACCEPTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    REJECTED = "REJECTED"
+    IN_DOUBT = "IN_DOUBT"
+
+
+@attrs.frozen
+class OrderResult:
+    """`outcome_durable` is False when the broker acted but the ledger could not record it
+    yet: the outcome is pending in memory and the engine is halted until it is written."""
+
+    status: OrderStatus
+    reason: str
+    deal_reference: str
+    deal_id: str | None = None
+    filled_size: float = 0.0
+    outcome_durable: bool = True
+
+
+def describe_disk_error(error: OSError) -> str:
+    cause = error.__cause__ if isinstance(error.__cause__, OSError) else error
+    if cause.errno == errno.ENOSPC:
+        return "out of disk space (No space left on device)"
+    return f"disk error ({cause.strerror or cause})"
+
+
+class Router:
+    def __init__(
+        self,
+        journal: Journal,
+        link: BrokerLink,
+        balance: BalanceCache,
+        clock: Clock,
+        *,
+        epics: frozenset[str],
+        limits: RiskLimits,
+        reference_prefix: str,
+        trading_status: Callable[[], TradingStatus],
+        on_fill: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._journal = journal
+        self._link = link
+        self._balance = balance
+        self._clock = clock
+        self.epics = epics
+        self.limits = limits
+        self._prefix = reference_prefix
+        self._trading_status = trading_status
+        self._on_fill = on_fill
+        self.in_flight: set[str] = set()
+        self._issued = max((self._number(ref) for ref in journal.audit.references), default=0)
+        self._opening_times = sorted(
+            i.at for i in journal.audit.intents.values() if i.action == OPEN
+        )
+
+    # -- opening -----------------------------------------------------------------------
+
+    async def submit_order_intent(self, intent: OrderIntent) -> OrderResult:
+        reference = self._next_reference()
+        if problem := self._invalid(intent):
+            return self._reject(reference, "validation", f"invalid {problem}")
+        if refusal := self._trading_status().refuses_opening():
+            return self._reject(reference, "state", refusal)
+        balance = None
+        for _ in range(BALANCE_ATTEMPTS):
+            try:
+                balance = await self._balance.fresh()
+            except BrokerError as e:
+                return self._reject(reference, "risk", f"stale balance: refresh failed ({e})")
+            # The refresh awaited the broker: the kill switch, the state and the balance
+            # itself may have changed meanwhile, so everything is judged again from here on,
+            # with no await before the INTENT is written and the order sent.
+            if self._balance.is_fresh():
+                break
+        else:
+            return self._reject(
+                reference, "risk", "stale balance: a fill landed during every refresh"
+            )
+        if refusal := self._trading_status().refuses_opening():
+            return self._reject(reference, "state", refusal)
+        if breach := check_opening(intent.size, self.limits, balance, self.commitments()):
+            return self._reject(reference, "risk", breach)
+        record = Intent(
+            deal_reference=reference,
+            action=OPEN,
+            epic=intent.epic,
+            direction=intent.direction,
+            size=float(intent.size),
+            at=self._clock.now(),
+            balance_age=balance.age,
+            balance_fetched_at=balance.fetched_at,
+        )
+        if failed := self._write_intent(record):
+            return failed
+        self._opening_times.append(record.at)
+        order = OpenOrder(reference, intent.epic, intent.direction, float(intent.size))
+        return await self._send(record, lambda: self._link.open_position(order))
+
+    # -- closing -----------------------------------------------------------------------
+
+    async def close_position(self, deal_id: str, size: float | None = None) -> OrderResult:
+        """Close `size` of a position (all of it when None). Reduces risk, so it is allowed
+        while the kill switch is on or the engine is REDUCING, but not while HALTED."""
+        reference = self._next_reference()
+        position = self._journal.book.get(deal_id) if isinstance(deal_id, str) else None
+        if position is None:
+            return self._reject(
+                reference, "validation", f"invalid deal_id: no open position {deal_id!r}"
+            )
+        closable = round(position.size - self._closing(deal_id), 8)
+        size = closable if size is None else size
+        if not valid_size(size):
+            return self._reject(
+                reference, "validation", f"invalid size: must be a finite number > 0, got {size!r}"
+            )
+        if size > closable:
+            return self._reject(
+                reference, "validation", f"invalid size: {size} exceeds the closable {closable}"
+            )
+        if refusal := self._trading_status().refuses_reducing():
+            return self._reject(reference, "state", refusal)
+        direction = opposite(position.direction)
+        record = Intent(
+            deal_reference=reference,
+            action=CLOSE,
+            epic=position.epic,
+            direction=direction,
+            size=float(size),
+            at=self._clock.now(),
+            deal_id=deal_id,
+        )
+        if failed := self._write_intent(record):
+            return failed
+        order = CloseOrder(reference, deal_id, direction, float(size))
+        return await self._send(record, lambda: self._link.close_position(order))
+
+    # -- what is committed ---------------------------------------------------------------
+
+    def commitments(self) -> Commitments:
+        """Open positions plus every opening order whose outcome is not known yet."""
+        book = self._journal.book
+        unresolved_opens = [i for i in self._journal.audit.unresolved() if i.action == OPEN]
+        now = self._clock.now()
+        return Commitments(
+            positions=len(book) + len(unresolved_opens),
+            exposure=sum(p.size for p in book.positions().values())
+            + sum(i.size for i in unresolved_opens),
+            orders_last_hour=len(self._opening_times)
+            - bisect.bisect_right(self._opening_times, now - HOUR),
+        )
+
+    # -- the steps ---------------------------------------------------------------------
+
+    def _invalid(self, intent: object) -> str | None:
+        epic = getattr(intent, "epic", None)
+        direction = getattr(intent, "direction", None)
+        size = getattr(intent, "size", None)
+        if not isinstance(epic, str) or epic not in self.epics:
+            return f"epic: unknown epic {epic!r}"
+        if direction not in DIRECTIONS:
+            return f"direction: must be one of {', '.join(DIRECTIONS)}, got {direction!r}"
+        if not valid_size(size):
+            return f"size: must be a finite number > 0, got {size!r}"
+        return None
+
+    def _write_intent(self, record: Intent) -> OrderResult | None:
+        """Write-ahead: the INTENT is durable before the broker sees the deal reference."""
+        try:
+            self._journal.record(record)
+        except LedgerWriteError as e:
+            return self._reject(
+                record.deal_reference,
+                "disk",
+                f"INTENT not written: {describe_disk_error(e)}; order not sent to the broker",
+            )
+        return None
+
+    async def _send(self, intent: Intent, call) -> OrderResult:
+        reference = intent.deal_reference
+        self.in_flight.add(reference)
+        try:
+            confirm = await call()
+        except (BrokerTimeout, BrokerProtocolError) as e:
+            # It may have executed: only the reconciler may decide, by deal reference.
+            return self._outcome(
+                InDoubt(reference, f"outcome unknown: {e}", self._clock.now()),
+                OrderStatus.IN_DOUBT,
+                f"outcome unknown, reconcile will resolve it by deal reference: {e}",
+            )
+        except BrokerError as e:
+            return self._outcome(
+                Rejected(reference, "broker", f"{type(e).__name__}: {e}", self._clock.now()),
+                OrderStatus.REJECTED,
+                f"broker refused: {e}",
+            )
+        finally:
+            self.in_flight.discard(reference)
+        return self._confirmed(intent, confirm)
+
+    def _confirmed(self, intent: Intent, confirm: DealConfirm) -> OrderResult:
+        reference = intent.deal_reference
+        now = self._clock.now()
+        if confirm.status != ACCEPTED:
+            return self._outcome(
+                Rejected(reference, "broker", confirm.reason or "rejected", now),
+                OrderStatus.REJECTED,
+                f"broker rejected: {confirm.reason or 'no reason given'}",
+            )
+        if (
+            confirm.deal_reference != reference
+            or not confirm.deal_id
+            or confirm.size > intent.size
+            or (intent.action == CLOSE and confirm.deal_id != intent.deal_id)
+        ):
+            return self._outcome(
+                InDoubt(reference, f"confirm does not match the order: {confirm}", now),
+                OrderStatus.IN_DOUBT,
+                "the broker's confirm does not match the order; reconcile will resolve it",
+            )
+        if confirm.size <= 0:
+            return self._outcome(
+                Rejected(reference, "broker", "accepted but nothing filled", now),
+                OrderStatus.REJECTED,
+                "broker accepted but filled nothing",
+            )
+        fill = Confirmed(
+            deal_reference=reference,
+            action=intent.action,
+            deal_id=confirm.deal_id,
+            epic=intent.epic,
+            direction=intent.direction,
+            filled_size=confirm.size,
+            at=now,
+            level=confirm.level,
+        )
+        partial = confirm.size < intent.size
+        result = self._outcome(
+            fill,
+            OrderStatus.PARTIALLY_FILLED if partial else OrderStatus.ACCEPTED,
+            f"filled {confirm.size} of {intent.size}" if partial else "filled",
+            deal_id=confirm.deal_id,
+            filled_size=confirm.size,
+        )
+        self._balance.fill_happened()
+        self._on_fill()
+        return result
+
+    def _outcome(self, record, status: OrderStatus, reason: str, **fields) -> OrderResult:
+        durable = self._journal.record_outcome(record)
+        if not durable:
+            reason += "; outcome pending: the ledger refused it, engine halted until it is written"
+        return OrderResult(status, reason, record.deal_reference, outcome_durable=durable, **fields)
+
+    def _reject(self, reference: str, stage: str, reason: str) -> OrderResult:
+        self._journal.record_decision(Rejected(reference, stage, reason, self._clock.now()))
+        return OrderResult(OrderStatus.REJECTED, reason, reference)
+
+    def _closing(self, deal_id: str) -> float:
+        return sum(
+            i.size
+            for i in self._journal.audit.unresolved()
+            if i.action == CLOSE and i.deal_id == deal_id
+        )
+
+    def _next_reference(self) -> str:
+        self._issued += 1
+        return f"{self._prefix}{self._issued:08d}"
+
+    def _number(self, reference: str) -> int:
+        suffix = reference.removeprefix(self._prefix)
+        if suffix == reference or not suffix.isdigit():
+            return 0
+        return int(suffix)
