@@ -55,9 +55,7 @@ def test_a_flipped_byte_that_still_parses_is_caught_by_the_checksum() -> None:
     assert unframe(line).record.filled_size == 2.0
 
 
-def test_corrupt_middle_line_and_torn_last_line_are_quarantined(
-    fs: FileSystem, root: str
-) -> None:
+def test_corrupt_middle_line_and_torn_last_line_are_quarantined(fs: FileSystem, root: str) -> None:
     ledger, _ = Ledger.open(fs, root, NOW)
     for n in range(4):
         ledger.append(intent(n))
@@ -100,7 +98,9 @@ def test_appending_resumes_on_a_clean_line_after_a_torn_tail(fs: FileSystem, roo
 def test_recovery_never_raises_on_garbage(fs: FileSystem, root: str) -> None:
     ledger, _ = Ledger.open(fs, root, NOW)
     ledger.append(intent(1))
-    fs.append(ledger.path, b"\xff\xfe garbage\n[1,2]\n{}\n\n" + b'{"seq":"x","crc":1,"record":{}}\n')
+    fs.append(
+        ledger.path, b"\xff\xfe garbage\n[1,2]\n{}\n\n" + b'{"seq":"x","crc":1,"record":{}}\n'
+    )
     reopened, report = Ledger.open(fs, root, NOW)
     assert [e.record for e in reopened.entries][0] == intent(1)
     assert len(report.quarantined) == 4
