@@ -207,3 +207,20 @@ def test_recovery_reports_rather_than_raises_when_quarantine_cannot_be_written(
     assert [e.record for e in reopened.entries] == [intent(1)]
     assert "quarantine" not in (report.unreadable or "")
     assert report.quarantine_error and "No space left" in report.quarantine_error
+
+
+def test_a_ledger_created_during_a_failed_append_still_becomes_durable(
+    sim_fs: SimFileSystem,
+) -> None:
+    """Found by the disk machine: the first append created the file and failed before the
+    directory fsync; later appends must still make the file's name durable."""
+    sim_fs.makedirs("/d")
+    ledger, _ = Ledger.open(sim_fs, "/d", NOW)
+    sim_fs.fail_flush()
+    with pytest.raises(LedgerWriteError):
+        ledger.append(intent(1))
+    sim_fs.heal()
+    ledger.append(intent(2))
+    sim_fs.crash()
+    reopened, _ = Ledger.open(sim_fs, "/d", NOW)
+    assert intent(2) in [e.record for e in reopened.entries]

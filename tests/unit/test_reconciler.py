@@ -93,3 +93,14 @@ async def test_a_reconcile_replayed_after_a_crash_adds_nothing_twice(env) -> Non
     assert report.ok and report.records == ()
     assert len(records_on_disk(env.fs, env.root)) == count
     assert {d: p.size for d, p in restarted.positions().items()} == {a.deal_id: 2.0}
+
+
+async def test_a_stale_positions_list_closes_nothing(env) -> None:
+    engine = await env.ready_engine()
+    env.sim.stale_positions()  # the list as it is now: empty
+    opened = await engine.submit_order_intent(OrderIntent(EURUSD, BUY, 2.0))
+    report = await engine.reconcile()
+    assert not report.ok and "changed between two reads" in report.error
+    assert engine.positions()[opened.deal_id].size == 2.0
+    assert (await engine.reconcile()).ok
+    assert engine.positions()[opened.deal_id].size == 2.0

@@ -225,8 +225,9 @@ async def test_an_outcome_the_disk_refuses_is_kept_pending_and_written_later(sim
     health = engine.health()
     assert health.outcomes_pending == 1 and any("ledger" in r for r in health.reasons)
     assert result.deal_id in engine.positions()
+    assert not engine.retry_pending()
     sim_env.fs.heal()
-    assert engine.health().outcomes_pending == 0
+    assert engine.retry_pending() and engine.health().outcomes_pending == 0
     assert engine.state is TradingState.ACTIVE
     assert isinstance(records_of(sim_env.fs, sim_env.root, result.deal_reference)[-1], Confirmed)
 

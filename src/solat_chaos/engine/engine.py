@@ -73,7 +73,13 @@ class Engine:
             trading_status=self.trading_status,
             on_fill=self._snapshot,
         )
-        self.reconciler = Reconciler(self.journal, self.link, clock, self.router.in_flight)
+        self.reconciler = Reconciler(
+            self.journal,
+            self.link,
+            clock,
+            self.router.in_flight,
+            on_book_change=self.balance.fill_happened,
+        )
         self.reconciled = False
         self.stream_last_message: float | None = None
 
@@ -94,15 +100,15 @@ class Engine:
     # -- orders ------------------------------------------------------------------------
 
     async def submit_order_intent(self, intent: OrderIntent) -> OrderResult:
-        self.journal.write_pending()
+        self.retry_pending()
         return await self.router.submit_order_intent(intent)
 
     async def close_position(self, deal_id: str, size: float | None = None) -> OrderResult:
-        self.journal.write_pending()
+        self.retry_pending()
         return await self.router.close_position(deal_id, size)
 
     async def reconcile(self) -> ReconcileReport:
-        if not self.journal.write_pending():
+        if not self.retry_pending():
             return ReconcileReport(
                 False, f"outcomes pending, ledger not writable: {self.journal.last_write_error}"
             )
@@ -143,8 +149,13 @@ class Engine:
     def positions(self) -> dict[str, Position]:
         return self.journal.book.positions()
 
+    def retry_pending(self) -> bool:
+        """Try to write the outcomes the disk refused; whether none is left. Every order and
+        reconcile does this first; a deployment also calls it on a timer."""
+        return self.journal.write_pending()
+
     def health(self) -> Health:
-        self.journal.write_pending()
+        """A pure read, computed now from ages and state."""
         now = self.clock.monotonic()
         ages: dict[str, float | None] = {
             "broker": None if self.link.last_ok is None else now - self.link.last_ok,

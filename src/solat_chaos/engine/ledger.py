@@ -98,6 +98,9 @@ class Ledger:
         # After a failed or torn append the file may end mid-line; the next append first
         # writes a newline so the partial bytes stay a line of their own (quarantined later).
         self._needs_boundary = False
+        # The file's directory entry is durable only after a directory fsync that succeeded
+        # while the file existed; until then every append retries it.
+        self._entry_durable = False
 
     @classmethod
     def open(cls, fs: FileSystem, directory: str, now: float) -> tuple[Ledger, RecoveryReport]:
@@ -118,13 +121,13 @@ class Ledger:
         line = frame(seq, record)
         if self._needs_boundary:
             line = b"\n" + line
-        created = not self._fs.exists(self.path)
         try:
             self._fs.append(self.path, line)
             self._fs.flush(self.path)
             self._fs.fsync(self.path)
-            if created:
+            if not self._entry_durable:
                 self._fs.fsync_dir(posixpath.dirname(self.path))
+                self._entry_durable = True
         except OSError as e:
             self._needs_boundary = True
             raise LedgerWriteError(e.errno, f"ledger append failed: {e.strerror or e}") from e

@@ -48,19 +48,30 @@ class PositionBook:
                     self._apply_repair(record)
 
     def _apply_fill(self, fill: Confirmed) -> None:
-        if fill.deal_reference in self._applied_references:
+        if not self._first_sight(fill):
             return
-        self._applied_references.add(fill.deal_reference)
+        existing = self._positions.get(fill.deal_id)
         if fill.action == OPEN:
-            if fill.deal_id in self._filled_deal_ids or fill.filled_size <= 0:
-                return
-            self._filled_deal_ids.add(fill.deal_id)
-            self._set(
-                Position(fill.deal_id, fill.deal_reference, fill.epic, fill.direction, 0.0),
-                fill.filled_size,
+            opened = existing or Position(
+                fill.deal_id, fill.deal_reference, fill.epic, fill.direction, 0.0
             )
-        elif (position := self._positions.get(fill.deal_id)) is not None:
-            self._set(position, position.size - fill.filled_size)
+            self._set(opened, opened.size + fill.filled_size)
+        elif existing is not None:
+            self._set(existing, existing.size - fill.filled_size)
+
+    def _first_sight(self, fill: Confirmed) -> bool:
+        """Whether this fill has not been applied before. A deal reference is filled once,
+        and a deal id is opened once: a duplicate confirmation that names a deal id already
+        opened (under another reference) must not open it again."""
+        if fill.deal_reference in self._applied_references:
+            return False
+        self._applied_references.add(fill.deal_reference)
+        if fill.action != OPEN:
+            return True
+        if fill.deal_id in self._filled_deal_ids or fill.filled_size <= 0:
+            return False
+        self._filled_deal_ids.add(fill.deal_id)
+        return True
 
     def _apply_repair(self, repair: Adopted | ClosedExternally | Resized) -> None:
         match repair:

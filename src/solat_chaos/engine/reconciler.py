@@ -7,11 +7,15 @@
    reconcile after a crash adds nothing twice.
 
 Every broker read happens before anything is written: a failed or timed-out read changes
-nothing locally (a missing answer is not a flat position). Orders that are in flight, or
-that changed the book while the broker was being read, are left for the next reconcile.
+nothing locally (a missing answer is not a flat position). The positions list is read twice
+and must agree with itself: a stale list served once (a lagging cache) would otherwise close
+live positions. Orders that are in flight, or that changed the book while the broker was
+being read, are left for the next reconcile.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import attrs
 
@@ -32,6 +36,10 @@ from solat_chaos.engine.records import (
 )
 
 
+class UnstablePositions(BrokerError):
+    """Two reads of the positions list disagreed: one of them may be stale."""
+
+
 @attrs.frozen
 class ReconcileReport:
     """`ok` only when every broker read succeeded and every repair is durable."""
@@ -43,7 +51,15 @@ class ReconcileReport:
 
 
 class Reconciler:
-    def __init__(self, journal: Journal, link: BrokerLink, clock: Clock, in_flight: set[str]):
+    def __init__(
+        self,
+        journal: Journal,
+        link: BrokerLink,
+        clock: Clock,
+        in_flight: set[str],
+        on_book_change: Callable[[], None] = lambda: None,
+    ):
+        self._on_book_change = on_book_change
         self._journal = journal
         self._link = link
         self._clock = clock
@@ -57,7 +73,7 @@ class Reconciler:
                 i.deal_reference: await self._link.confirm(i.deal_reference) for i in to_resolve
             }
             version = book.version
-            broker_positions = await self._link.positions()
+            broker_positions = await self._broker_positions()
         except BrokerError as e:
             return ReconcileReport(
                 False, f"broker read failed, nothing changed: {type(e).__name__}: {e}"
@@ -81,7 +97,18 @@ class Reconciler:
                 written.append(record)
         except LedgerWriteError as e:
             return ReconcileReport(False, f"ledger not writable: {e}", tuple(written))
+        finally:
+            if any(not isinstance(r, Rejected) for r in written):
+                self._on_book_change()
         return ReconcileReport(True, None, tuple(written), deferred)
+
+    async def _broker_positions(self) -> list[BrokerPosition]:
+        """The positions list, read twice; raises if the two reads disagree."""
+        first = await self._link.positions()
+        second = await self._link.positions()
+        if _by_deal(first) != _by_deal(second):
+            raise UnstablePositions("positions list changed between two reads (stale or moving)")
+        return second
 
     def _resolution(
         self,
@@ -91,6 +118,13 @@ class Reconciler:
         now: float,
     ) -> Record:
         reference = intent.deal_reference
+        if (
+            confirm is not None
+            and intent.action == OPEN
+            and confirm.deal_id
+            and self._journal.book.has_filled(confirm.deal_id)
+        ):
+            confirm = None  # it names a deal another order opened: not evidence for this one
         if confirm is not None and confirm.status == ACCEPTED and confirm.deal_id:
             return self._fill(
                 intent, confirm.deal_id, min(confirm.size, intent.size), confirm.level, now
@@ -158,3 +192,7 @@ class Reconciler:
                 )
             )
         return repairs, tuple(deferred)
+
+
+def _by_deal(positions: list[BrokerPosition]) -> dict[str, BrokerPosition]:
+    return {p.deal_id: p for p in positions}

@@ -121,17 +121,14 @@ class Router:
                 balance = await self._balance.fresh()
             except BrokerError as e:
                 return self._reject(reference, "risk", f"stale balance: refresh failed ({e})")
-            # The refresh awaited the broker: the kill switch, the state and the balance
-            # itself may have changed meanwhile, so everything is judged again from here on,
-            # with no await before the INTENT is written and the order sent.
             if self._balance.is_fresh():
                 break
         else:
             return self._reject(
                 reference, "risk", "stale balance: a fill landed during every refresh"
             )
-        if refusal := self._trading_status().refuses_opening():
-            return self._reject(reference, "state", refusal)
+        if refused := self._judge_state_again(reference):
+            return refused
         if breach := check_opening(intent.size, self.limits, balance, self.commitments()):
             return self._reject(reference, "risk", breach)
         record = Intent(
@@ -217,6 +214,14 @@ class Router:
             return f"size: must be a finite number > 0, got {size!r}"
         return None
 
+    def _judge_state_again(self, reference: str) -> OrderResult | None:
+        """The balance refresh awaited the broker: the kill switch or the trading state may
+        have changed meanwhile. From this check on there is no await until the order is
+        sent, so what is judged here is what the broker call runs under."""
+        if refusal := self._trading_status().refuses_opening():
+            return self._reject(reference, "state", refusal)
+        return None
+
     def _write_intent(self, record: Intent) -> OrderResult | None:
         """Write-ahead: the INTENT is durable before the broker sees the deal reference."""
         try:
@@ -270,6 +275,13 @@ class Router:
                 InDoubt(reference, f"confirm does not match the order: {confirm}", now),
                 OrderStatus.IN_DOUBT,
                 "the broker's confirm does not match the order; reconcile will resolve it",
+            )
+        if intent.action == OPEN and self._journal.book.has_filled(confirm.deal_id):
+            return self._outcome(
+                InDoubt(reference, f"confirm names deal {confirm.deal_id}, already filled", now),
+                OrderStatus.IN_DOUBT,
+                f"the broker confirmed deal id {confirm.deal_id}, which an earlier order "
+                "already opened; reconcile will resolve it by deal reference",
             )
         if confirm.size <= 0:
             return self._outcome(

@@ -1,0 +1,1 @@
+"""The model checker: a reference model, the named invariants and the state machines."""

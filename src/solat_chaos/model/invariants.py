@@ -1,0 +1,363 @@
+"""The named invariants of DESIGN.md. Tests, reports and failure artifacts use these names."""
+
+from __future__ import annotations
+
+AUDIT_BEFORE_BROKER = "AUDIT_BEFORE_BROKER"
+NO_SILENT_LOSS = "NO_SILENT_LOSS"
+CONVERGENCE = "CONVERGENCE"
+EXACTLY_ONCE_FILLS = "EXACTLY_ONCE_FILLS"
+KILL_SWITCH_DURABLE = "KILL_SWITCH_DURABLE"
+FAIL_CLOSED = "FAIL_CLOSED"
+FRESH_BALANCE = "FRESH_BALANCE"
+LEDGER_READABLE = "LEDGER_READABLE"
+SNAPSHOT_BOUNDED = "SNAPSHOT_BOUNDED"
+HEALTH_TRUTHFUL = "HEALTH_TRUTHFUL"
+STREAM_GAPLESS = "STREAM_GAPLESS"
+RISK_LIMITS = "RISK_LIMITS"
+AUDIT_COMPLETE = "AUDIT_COMPLETE"
+LIVENESS = "LIVENESS"
+# Not an invariant of the design, but a failure all the same: the core raised.
+ENGINE_RAISED = "ENGINE_RAISED"
+
+ALL = (
+    AUDIT_BEFORE_BROKER,
+    NO_SILENT_LOSS,
+    CONVERGENCE,
+    EXACTLY_ONCE_FILLS,
+    KILL_SWITCH_DURABLE,
+    FAIL_CLOSED,
+    FRESH_BALANCE,
+    LEDGER_READABLE,
+    SNAPSHOT_BOUNDED,
+    HEALTH_TRUTHFUL,
+    STREAM_GAPLESS,
+    RISK_LIMITS,
+    AUDIT_COMPLETE,
+    LIVENESS,
+)
+
+
+class InvariantViolation(AssertionError):
+    """A named invariant failed. The message starts with the name, then the evidence."""
+
+    def __init__(self, invariant: str, evidence: str) -> None:
+        super().__init__(f"{invariant}: {evidence}")
+        self.invariant = invariant
+        self.evidence = evidence
+
+
+def invariant_of(error: BaseException) -> str:
+    """The invariant an exception reports; ENGINE_RAISED for anything else."""
+    if isinstance(error, InvariantViolation):
+        return error.invariant
+    for name in ALL:
+        if str(error).startswith(f"{name}:"):
+            return name
+    return ENGINE_RAISED
+
+
+# -- the checks ----------------------------------------------------------------------------
+# Each takes the World and raises InvariantViolation with the evidence. The machines run the
+# safety checks after every step, the restart checks after every crash, CONVERGENCE after
+# every reconcile that ran alone, and LIVENESS once, after the heal phase.
+
+
+def _violated(invariant: str, evidence: str) -> None:
+    raise InvariantViolation(invariant, evidence)
+
+
+def check_at_arrival(world) -> None:
+    """AUDIT_BEFORE_BROKER, KILL_SWITCH_DURABLE (openings while active) and FRESH_BALANCE,
+    as the reference model saw them the instant each order reached the broker."""
+    if world.reference.violations:
+        raise world.reference.violations[0]
+
+
+def check_engine_did_not_raise(world) -> None:
+    for error in world.engine_errors():
+        raise InvariantViolation(ENGINE_RAISED, f"{type(error).__name__}: {error}") from error
+
+
+def check_no_silent_loss(world) -> None:
+    """Every order the caller was told filled is durable, or pending with the engine halted
+    and health saying so, or (after a crash lost it) an unresolved INTENT the engine knows."""
+    from solat_chaos.engine.records import Confirmed, Intent
+
+    durable = world.durable_entries()
+    confirmed = {e.record.deal_reference for e in durable if isinstance(e.record, Confirmed)}
+    intents = {e.record.deal_reference for e in durable if isinstance(e.record, Intent)}
+    engine = world.engine
+    pending = {getattr(r, "deal_reference", None) for r in engine.journal.pending}
+    unresolved = {i.deal_reference for i in engine.journal.audit.unresolved()}
+    for reference, result in world.reference.acknowledged.items():
+        if reference in confirmed or reference in world.reference.rotted:
+            continue
+        if reference in pending:
+            health = engine.health()
+            if engine.state == "HALTED" and health.outcomes_pending:
+                continue
+            _violated(
+                NO_SILENT_LOSS,
+                f"{reference} ({result.status}) is pending but the engine is {engine.state} "
+                f"and health reports {health.outcomes_pending} pending",
+            )
+        if reference in intents and reference in unresolved:
+            continue
+        _violated(
+            NO_SILENT_LOSS,
+            f"{reference} was answered {result.status} (deal {result.deal_id}, filled "
+            f"{result.filled_size}) but has no durable CONFIRMED record and is not pending",
+        )
+
+
+def check_book_matches_broker(world) -> None:
+    """CONVERGENCE, continuously: while nothing is in flight and nothing happened at the
+    broker that the engine could not see, the local book is the broker's."""
+    reference = world.reference
+    if reference.unseen_broker_events or world.running() or world.sim.pending:
+        return
+    local, broker = world.local_positions(), world.broker_positions()
+    if local != broker:
+        _violated(
+            CONVERGENCE,
+            f"local book {local} differs from the broker's {broker} with nothing in flight "
+            "and no unseen broker event",
+        )
+
+
+def check_converged_after_reconcile(world, report) -> None:
+    """CONVERGENCE: after a reconcile that succeeded, ran alone and deferred nothing, local
+    positions equal the broker's."""
+    if not report.ok or report.deferred or world.running() or world.sim.pending:
+        return
+    local, broker = world.local_positions(), world.broker_positions()
+    if local != broker:
+        _violated(
+            CONVERGENCE,
+            f"reconcile reported success but local {local} differs from broker {broker}; "
+            f"it wrote {[type(r).__name__ for r in report.records]}",
+        )
+    world.reference.book_converged()
+
+
+def check_exactly_once_fills(world) -> None:
+    """Each piece of evidence affects the book once: no position is larger than the largest
+    fill, adoption or resize recorded for its deal id. (Positions only shrink after they
+    open, so a larger one has had a fill applied twice — whatever the broker answered.)"""
+    from solat_chaos.engine.records import OPEN, Adopted, Confirmed, Resized
+
+    journal = world.engine.journal
+    largest: dict[str, float] = {}
+    for record in [*journal.ledger.records(), *journal.pending]:
+        if isinstance(record, Confirmed) and record.action == OPEN:
+            size = record.filled_size
+        elif isinstance(record, Adopted | Resized):
+            size = record.size
+        else:
+            continue
+        largest[record.deal_id] = max(largest.get(record.deal_id, 0.0), size)
+    for deal_id, size in world.local_positions().items():
+        if size > largest.get(deal_id, 0.0) + 1e-9:
+            _violated(
+                EXACTLY_ONCE_FILLS,
+                f"deal {deal_id} is {size} in the local book but no fill, adoption or resize "
+                f"recorded for it was larger than {largest.get(deal_id, 0.0)}: "
+                "a fill was applied more than once",
+            )
+
+
+def check_kill_switch_durable(world) -> None:
+    if world.reference.kill_switch_promised and not world.engine.kill_switch.active:
+        _violated(
+            KILL_SWITCH_DURABLE,
+            f"activation was reported persisted, but engine instance #{world.restarts} "
+            f"reports the kill switch inactive ({world.engine.kill_switch.status.reason})",
+        )
+
+
+def check_snapshot_bounded(world) -> None:
+    snapshots = world.engine.snapshots
+    if len(snapshots.pending) > snapshots.max_pending:
+        _violated(
+            SNAPSHOT_BOUNDED,
+            f"{len(snapshots.pending)} snapshots pending, bound {snapshots.max_pending}",
+        )
+    if not world.snapshot_file_ok():
+        _violated(SNAPSHOT_BOUNDED, "the durable snapshot file is torn or unreadable")
+
+
+def check_health_truthful(world) -> None:
+    reference, engine = world.reference, world.engine
+    now = world.clock.monotonic()
+    ages = {
+        "broker": None if reference.broker_last_ok is None else now - reference.broker_last_ok,
+        "balance": None if reference.latest_balance is None else now - reference.latest_balance.at,
+    }
+    health = engine.health()
+    for name, age in ages.items():
+        threshold = getattr(engine.config.health, name)
+        if (age is None or age > threshold) and not health.stale.get(name, False):
+            _violated(
+                HEALTH_TRUTHFUL,
+                f"{name} age {age} is past its threshold {threshold}s but health says "
+                f"{health.status} with stale={health.stale}",
+            )
+
+
+def check_risk_limits(world) -> None:
+    """Against the broker's truth: positions the engine opened, their exposure, and its
+    opening orders in the last hour."""
+    limits = world.engine.config.limits
+    prefix = world.engine.config.reference_prefix
+    rotted = world.reference.rotted
+    ours = [
+        p
+        for p in world.sim.snapshot_positions()
+        if p.deal_reference.startswith(prefix) and p.deal_reference not in rotted
+    ]
+    if len(ours) > limits.max_open_positions:
+        _violated(
+            RISK_LIMITS,
+            f"{len(ours)} positions open at the broker "
+            f"({[p.deal_id for p in ours]}), limit {limits.max_open_positions}",
+        )
+    exposure = sum(p.size for p in ours)
+    if exposure > limits.max_exposure + 1e-9:
+        _violated(RISK_LIMITS, f"exposure {exposure} at the broker, limit {limits.max_exposure}")
+    hour_ago = world.clock.now() - 3600.0
+    opens = [
+        r
+        for r in world.sim.requests
+        if r.kind == "open_position"
+        and (r.deal_reference or "").startswith(prefix)
+        and r.deal_reference not in rotted
+        and r.at is not None
+        and r.at > hour_ago
+    ]
+    if len(opens) > limits.max_orders_per_hour:
+        _violated(
+            RISK_LIMITS,
+            f"{len(opens)} opening orders reached the broker in the last hour, "
+            f"limit {limits.max_orders_per_hour}",
+        )
+
+
+def check_audit_complete(world, *, final: bool = False) -> None:
+    """No deal reference has two different terminal outcomes; every rejection made while
+    the disk was sound left a decision record; finally, every INTENT has its outcome."""
+    from solat_chaos.engine.records import TERMINAL, Intent, Rejected
+
+    outcomes: dict[str, set] = {}
+    intents = set()
+    for entry in world.durable_entries():
+        record = entry.record
+        if isinstance(record, TERMINAL):
+            outcomes.setdefault(record.deal_reference, set()).add(record)
+        elif isinstance(record, Intent):
+            intents.add(record.deal_reference)
+    rotted = world.reference.rotted
+    for reference, records in outcomes.items():
+        if len(records) > 1 and reference not in rotted:
+            _violated(
+                AUDIT_COMPLETE,
+                f"{reference} has {len(records)} different terminal outcomes: "
+                f"{sorted(type(r).__name__ for r in records)}",
+            )
+    for reference in world.reference.rejected_on_a_sound_disk - rotted:
+        if not any(isinstance(r, Rejected) for r in outcomes.get(reference, ())):
+            _violated(
+                AUDIT_COMPLETE,
+                f"{reference} was rejected while the disk accepted writes, "
+                "but no REJECTED decision record is durable",
+            )
+    if final:
+        for reference in sorted(intents - set(outcomes) - rotted):
+            _violated(AUDIT_COMPLETE, f"INTENT {reference} has no terminal outcome after healing")
+
+
+def check_fail_closed(world) -> None:
+    if world.reference.kill_switch_file_garbled and not world.engine.kill_switch.active:
+        _violated(
+            FAIL_CLOSED,
+            "the kill switch state file was unreadable at start, but the engine opened with "
+            f"the switch inactive ({world.engine.kill_switch.status.reason})",
+        )
+
+
+def check_ledger_readable(world, ledger_bytes: bytes) -> None:
+    """Every line that verifies was recovered; every other line was quarantined (or the
+    recovery reported why it could not quarantine it)."""
+    import json
+
+    from solat_chaos.engine.ledger import unframe
+
+    recovered = {entry.seq for entry in world.engine.journal.ledger.entries}
+    quarantine = world.disk.durable_bytes(world.quarantine_path) or b""
+    quarantined = set()
+    for line in quarantine.split(b"\n"):
+        try:
+            quarantined.add(json.loads(line)["offset"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    report = world.engine.recovery
+    offset = 0
+    for line in ledger_bytes.split(b"\n"):
+        if line.strip():
+            try:
+                seq = unframe(line).seq
+            except ValueError:
+                if offset not in quarantined and report.quarantine_error is None:
+                    _violated(
+                        LEDGER_READABLE,
+                        f"the bad line at offset {offset} was neither recovered nor quarantined",
+                    )
+            else:
+                if seq not in recovered:
+                    _violated(
+                        LEDGER_READABLE,
+                        f"record seq {seq} at offset {offset} verifies but was not recovered",
+                    )
+        offset += len(line) + 1
+
+
+def check_liveness(world) -> None:
+    """After the heal phase: local equals broker, nothing pending or in doubt, every INTENT
+    has one terminal outcome, halt cleared unless the kill switch is on (or an operator
+    halted it), and the ledger recovers cleanly."""
+    engine = world.engine
+    local, broker = world.local_positions(), world.broker_positions()
+    if local != broker:
+        _violated(LIVENESS, f"after healing, local {local} differs from broker {broker}")
+    if engine.journal.pending:
+        _violated(LIVENESS, f"{len(engine.journal.pending)} outcome(s) still pending after healing")
+    unresolved = [i.deal_reference for i in engine.journal.audit.unresolved()]
+    if unresolved:
+        _violated(LIVENESS, f"still in doubt after healing: {unresolved}")
+    check_audit_complete(world, final=True)
+    expected = "ACTIVE"
+    if engine.halt_switch.active:
+        expected = "HALTED"
+    elif engine.kill_switch.active:
+        expected = "REDUCING"
+    if engine.state != expected:
+        _violated(
+            LIVENESS,
+            f"after healing the engine is {engine.state}, expected {expected}: "
+            f"{engine.trading_status().reasons}",
+        )
+    if engine.recovery.unreadable:
+        _violated(LIVENESS, engine.recovery.unreadable)
+
+
+SAFETY_CHECKS = (
+    check_at_arrival,
+    check_engine_did_not_raise,
+    check_no_silent_loss,
+    check_book_matches_broker,
+    check_exactly_once_fills,
+    check_kill_switch_durable,
+    check_snapshot_bounded,
+    check_health_truthful,
+    check_risk_limits,
+    check_audit_complete,
+)

@@ -1,0 +1,396 @@
+"""The state machines: Hypothesis interleaves everything the world can do to the engine and
+checks the named invariants after every step.
+
+Rules come in groups (orders, broker faults, interleavings, disk faults, recovery); each tier's
+machine takes the groups that tier is about, and `EngineMachine` takes them all. Every
+example ends with a heal phase — every fault lifted, every held request answered, a
+reconcile — after which LIVENESS must hold: safety after every step, liveness at the end,
+as TigerBeetle's VOPR and Jepsen's final heal separate them.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
+
+from solat_chaos.engine.broker import (
+    BUY,
+    SELL,
+    BrokerProtocolError,
+    BrokerRateLimited,
+    BrokerRejected,
+    BrokerTimeout,
+    BrokerUnavailable,
+)
+from solat_chaos.engine.engine import DEFAULT_EPICS
+from solat_chaos.engine.router import OrderIntent, OrderResult, OrderStatus
+from solat_chaos.model import invariants
+from solat_chaos.model.stats import STATS
+from solat_chaos.model.world import KILL_SWITCH_PATH, MODEL_CONFIG, World
+
+EPICS = sorted(DEFAULT_EPICS)
+SIZES = st.sampled_from([0.5, 1.0, 2.0, 3.0])
+BAD_SIZES = st.sampled_from([0.0, -1.0, math.nan, math.inf])
+FRACTIONS = st.sampled_from([0.25, 0.5, 1.0])
+PORT_METHODS = ["open_position", "close_position", "confirm", "positions", "account"]
+# Errors a broker can answer before executing, and the two that may come after execution.
+ERRORS_BEFORE = {
+    "timeout": lambda: BrokerTimeout("sim: read timeout"),
+    "unavailable": lambda: BrokerUnavailable("sim: connection refused"),
+    "rate_limited": lambda: BrokerRateLimited("sim: 429", retry_after=2.0),
+    "rejected": lambda: BrokerRejected("sim: error.service.unavailable"),
+    "malformed": lambda: BrokerProtocolError("sim: malformed answer", field="dealStatus"),
+}
+ERRORS_AFTER = ("timeout", "malformed")
+
+
+def _count(rule_name: str) -> None:
+    STATS.steps += 1
+    STATS.rules[rule_name] += 1
+
+
+class ChaosMachine(RuleBasedStateMachine):
+    """The plumbing every machine shares: the world, task bookkeeping, and the invariants."""
+
+    deals = Bundle("deals")
+
+    def __init__(self) -> None:
+        super().__init__()
+        STATS.examples += 1
+        self.world = World(MODEL_CONFIG)
+        self._seen_deals: set[str] = set()
+        self._reconciles: list = []
+
+    @initialize(target=deals)
+    def start_engine(self):
+        """The engine starts as in production: opened, then reconciled before trading."""
+        _count("start_engine")
+        self._reconcile_task()
+        return self._new_deals()
+
+    # -- starting operations -----------------------------------------------------------
+
+    def _submit_task(self, intent: OrderIntent) -> None:
+        world = self.world
+        engine = world.engine
+
+        async def submit() -> OrderResult:
+            result = await engine.submit_order_intent(intent)
+            self._answered(result)
+            return result
+
+        world.start("submit", submit())
+
+    def _close_task(self, deal_id: str, size: float | None) -> None:
+        world = self.world
+        engine = world.engine
+
+        async def close() -> OrderResult:
+            result = await engine.close_position(deal_id, size)
+            self._answered(result)
+            return result
+
+        world.start("close", close())
+
+    def _reconcile_task(self) -> None:
+        world = self.world
+        engine = world.engine
+
+        async def reconcile():
+            report = await engine.reconcile()
+            # Checked the instant it returns, before any other task can move the world.
+            if world.engine is engine:
+                self._reconciles.append(report)
+            return report
+
+        world.start("reconcile", reconcile())
+
+    def _answered(self, result: OrderResult) -> None:
+        world = self.world
+        world.reference.order_answered(result, disk_sound=world.disk_sound())
+        if result.status is OrderStatus.IN_DOUBT:
+            world.reference.broker_event_unseen(f"{result.deal_reference} is in doubt")
+
+    def _new_deals(self):
+        """Deal ids that became known this step, for the rules that act on positions."""
+        known = set(self.world.local_positions()) | set(self.world.broker_positions())
+        new = sorted(known - self._seen_deals)
+        self._seen_deals |= known
+        return multiple(*new)
+
+    # -- invariants --------------------------------------------------------------------
+
+    @invariant()
+    def safety(self) -> None:
+        """Every safety invariant holds after every step, faults or not."""
+        for report in self._reconciles:
+            invariants.check_converged_after_reconcile(self.world, report)
+        self._reconciles.clear()
+        for check in invariants.SAFETY_CHECKS:
+            STATS.invariant_checks += 1
+            check(self.world)
+
+    def teardown(self) -> None:
+        """The heal phase, then LIVENESS."""
+        world = self.world
+        try:
+            if not world.reference.violations and not world.engine_errors():
+                world.heal()
+                for _ in range(3):
+                    self._reconcile_task()
+                    if self._reconciles and self._reconciles[-1].ok:
+                        break
+                self._reconciles.clear()
+                invariants.check_engine_did_not_raise(world)
+                STATS.invariant_checks += 1
+                invariants.check_liveness(world)
+        finally:
+            world.close()
+
+
+class OrderRules:
+    """Submitting, closing and reconciling, and the world moving on."""
+
+    @rule(
+        target=ChaosMachine.deals,
+        epic=st.sampled_from(EPICS),
+        direction=st.sampled_from([BUY, SELL]),
+        size=SIZES,
+    )
+    def submit_order(self, epic, direction, size):
+        _count("submit_order")
+        self._submit_task(OrderIntent(epic, direction, size))
+        return self._new_deals()
+
+    @rule(size=BAD_SIZES, direction=st.sampled_from([BUY, "HOLD"]))
+    def submit_malformed_order(self, size, direction):
+        _count("submit_malformed_order")
+        self._submit_task(OrderIntent(EPICS[0], direction, size))
+
+    @rule(target=ChaosMachine.deals, deal=ChaosMachine.deals, fraction=FRACTIONS)
+    def close_position(self, deal, fraction):
+        _count("close_position")
+        position = self.world.engine.positions().get(deal)
+        size = None if position is None or fraction == 1.0 else round(position.size * fraction, 2)
+        self._close_task(deal, size or None)
+        return self._new_deals()
+
+    @rule(target=ChaosMachine.deals)
+    def reconcile(self):
+        _count("reconcile")
+        self._reconcile_task()
+        return self._new_deals()
+
+    @rule(seconds=st.sampled_from([1.0, 31.0, 61.0, 3601.0]))
+    def advance_clock(self, seconds):
+        _count("advance_clock")
+        self.world.clock.advance(seconds)
+
+
+class BrokerRules:
+    """What the broker does on its own, and the ways it answers badly."""
+
+    @rule(deal=ChaosMachine.deals, fraction=FRACTIONS)
+    def close_on_the_dashboard(self, deal, fraction):
+        """Someone closes (part of) a position on the IG dashboard."""
+        _count("close_on_the_dashboard")
+        self.world.close_externally(deal, fraction)
+
+    @rule(target=ChaosMachine.deals, epic=st.sampled_from(EPICS), size=SIZES)
+    def open_on_the_dashboard(self, epic, size):
+        _count("open_on_the_dashboard")
+        self.world.open_externally(epic, size)
+        return self._new_deals()
+
+    @rule(
+        method=st.sampled_from(PORT_METHODS),
+        error=st.sampled_from(sorted(ERRORS_BEFORE)),
+        count=st.integers(1, 3),
+    )
+    def broker_fails_next(self, method, error, count):
+        """The next calls fail before the broker executes them."""
+        _count("broker_fails_next")
+        self.world.sim.fail_next(method, ERRORS_BEFORE[error](), count=count)
+
+    @rule(
+        method=st.sampled_from(["open_position", "close_position"]),
+        error=st.sampled_from(ERRORS_AFTER),
+    )
+    def broker_executes_but_the_answer_is_lost(self, method, error):
+        _count("broker_executes_but_the_answer_is_lost")
+        self.world.sim.fail_next(method, ERRORS_BEFORE[error](), after_execute=True)
+
+    @rule(
+        method=st.sampled_from(["open_position", "close_position"]),
+        fraction=st.sampled_from([0.25, 0.5]),
+    )
+    def broker_fills_partially(self, method, fraction):
+        _count("broker_fills_partially")
+        self.world.sim.fill_fraction(fraction, method=method)
+
+    @rule(deal=ChaosMachine.deals, method=st.sampled_from(["open_position", "confirm"]))
+    def broker_confirms_a_duplicate_deal_id(self, deal, method):
+        """The next confirm names an existing deal id instead of its own."""
+        _count("broker_confirms_a_duplicate_deal_id")
+        self.world.sim.duplicate_deal_id(method, deal)
+
+    @rule()
+    def broker_serves_a_stale_position_list(self):
+        _count("broker_serves_a_stale_position_list")
+        self.world.sim.stale_positions()
+
+
+class InterleavingRules:
+    """Concurrency, explored: the broker holds requests and a rule answers one of them, so
+    Hypothesis chooses (and shrinks) the interleaving of submits, closes and reconciles."""
+
+    @rule(method=st.sampled_from(PORT_METHODS), count=st.integers(1, 3))
+    def broker_holds_requests(self, method, count):
+        _count("broker_holds_requests")
+        self.world.sim.hold(method, count)
+
+    @precondition(lambda self: self.world.sim.pending)
+    @rule(target=ChaosMachine.deals, index=st.integers(0, 7))
+    def broker_answers_a_held_request(self, index):
+        _count("broker_answers_a_held_request")
+        self.world.release(index % len(self.world.sim.pending))
+        return self._new_deals()
+
+    @precondition(lambda self: self.world.sim.pending)
+    @rule(target=ChaosMachine.deals)
+    def broker_answers_every_held_request(self):
+        _count("broker_answers_every_held_request")
+        self.world.release_all()
+        return self._new_deals()
+
+    @precondition(lambda self: self.world.sim.pending)
+    @rule(target=ChaosMachine.deals, index=st.integers(0, 7), executed=st.booleans())
+    def held_request_times_out(self, index, executed):
+        _count("held_request_times_out")
+        self.world.time_out(index % len(self.world.sim.pending), executed=executed)
+        return self._new_deals()
+
+
+class CrashRules:
+    """The process dies; the disk's fsync fails and recovers."""
+
+    @precondition(lambda self: not self.world.unmounted)
+    @rule(torn_bytes=st.sampled_from([0, 0, 7, 300]))
+    def crash_and_restart(self, torn_bytes):
+        """The process dies; what was not fsynced is lost (maybe a torn prefix survives)."""
+        _count("crash_and_restart")
+        ledger = self.world.crash_and_restart(torn_bytes)
+        STATS.invariant_checks += 3
+        invariants.check_engine_did_not_raise(self.world)
+        invariants.check_ledger_readable(self.world, ledger)
+        invariants.check_fail_closed(self.world)
+
+    @rule()
+    def fsync_fails_with_eio(self):
+        _count("fsync_fails_with_eio")
+        self.world.disk_fault("fsync", lambda disk: disk.fail_fsync())
+
+    @precondition(lambda self: self.world.disk_faults)
+    @rule()
+    def disk_recovers(self):
+        _count("disk_recovers")
+        self.world.heal_disk()
+
+
+class DiskRules:
+    """The disk fills up, fails to flush, vanishes and rots."""
+
+    @rule(n_bytes=st.sampled_from([0, 10, 200]))
+    def disk_fills_up(self, n_bytes):
+        _count("disk_fills_up")
+        self.world.disk_fault("full", lambda disk: disk.fail_writes_after(n_bytes))
+
+    @rule()
+    def flush_fails(self):
+        _count("flush_fails")
+        self.world.disk_fault("flush", lambda disk: disk.fail_flush())
+
+    @rule()
+    def data_directory_disappears(self):
+        _count("data_directory_disappears")
+        self.world.unmount()
+
+    @precondition(lambda self: self.world.durable_entries())
+    @rule(line=st.integers(0, 63), byte=st.sampled_from([b"\x00", b"#", b"9"]))
+    def a_ledger_line_rots(self, line, byte):
+        """Bit rot in a durable ledger line; the next start must quarantine it."""
+        _count("a_ledger_line_rots")
+        self.world.rot_ledger_line(line, byte)
+
+
+class RecoveryRules:
+    """The operator's switches, and what must survive a restart."""
+
+    @rule()
+    def activate_kill_switch(self):
+        _count("activate_kill_switch")
+        status = self.world.engine.activate_kill_switch("model: emergency stop")
+        self.world.reference.kill_switch_activated(status.persisted)
+
+    @rule()
+    def deactivate_kill_switch(self):
+        _count("deactivate_kill_switch")
+        status = self.world.engine.deactivate_kill_switch("model: all clear")
+        self.world.reference.kill_switch_deactivated(status.active, status.persisted)
+
+    @precondition(lambda self: self.world.disk.durable_bytes(KILL_SWITCH_PATH) is not None)
+    @rule(offset=st.integers(0, 200))
+    def kill_switch_file_rots(self, offset):
+        _count("kill_switch_file_rots")
+        self.world.rot_kill_switch_file(offset)
+
+    @rule()
+    def operator_halts(self):
+        _count("operator_halts")
+        self.world.engine.halt("model: operator halt")
+
+    @rule()
+    def operator_resumes(self):
+        _count("operator_resumes")
+        self.world.engine.resume("model: operator resume")
+
+    @rule()
+    def flush_snapshots(self):
+        _count("flush_snapshots")
+        self.world.engine.snapshots.flush()
+
+
+class EngineMachine(
+    ChaosMachine, OrderRules, BrokerRules, InterleavingRules, CrashRules, DiskRules, RecoveryRules
+):
+    """Everything at once: the interleaving of every rule of every tier."""
+
+
+class DiskMachine(ChaosMachine, OrderRules, CrashRules, DiskRules):
+    """Tier 1, data corruption: disk full, failed flushes and fsyncs, rot, torn crashes."""
+
+
+class BrokerMachine(ChaosMachine, OrderRules, BrokerRules, InterleavingRules):
+    """Tier 2, state inconsistency: the broker's faults, lies and races against the book."""
+
+
+class RecoveryMachine(ChaosMachine, OrderRules, InterleavingRules, CrashRules, RecoveryRules):
+    """Tier 4, recovery: the kill switch and the halt across crashes, snapshots bounded."""
+
+
+MACHINES: dict[str, type[ChaosMachine]] = {
+    "engine": EngineMachine,
+    "disk": DiskMachine,
+    "broker": BrokerMachine,
+    "recovery": RecoveryMachine,
+}

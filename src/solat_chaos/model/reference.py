@@ -1,0 +1,150 @@
+"""The reference model: what the engine has promised, and what the model saw happen.
+
+The SimBroker is the ground truth of the broker side; this model keeps the other half —
+which orders the caller was told were filled, whether the kill switch was reported
+persisted, which balance fetch the engine could have used, when the broker last answered,
+and whether anything happened at the broker that the engine could not have seen.
+
+Checks that must hold at the instant an order reaches the broker run here, as it arrives;
+their violations are kept and raised by the machine after the step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from solat_chaos.engine.broker import OpenOrder
+from solat_chaos.engine.engine import Engine, EngineConfig
+from solat_chaos.engine.records import Intent
+from solat_chaos.engine.router import OrderResult, OrderStatus
+from solat_chaos.model.invariants import (
+    AUDIT_BEFORE_BROKER,
+    FRESH_BALANCE,
+    KILL_SWITCH_DURABLE,
+    InvariantViolation,
+)
+
+if TYPE_CHECKING:
+    from solat_chaos.engine.broker import CloseOrder
+    from solat_chaos.model.world import World
+
+
+@attrs.frozen
+class BalanceFetch:
+    """An account read that completed: the book's version when it was asked for, and when
+    it completed (monotonic)."""
+
+    book_version: int
+    at: float
+
+
+class Reference:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.violations: list[InvariantViolation] = []
+        # Promises to the caller.
+        self.acknowledged: dict[str, OrderResult] = {}
+        self.rejected_on_a_sound_disk: set[str] = set()
+        # Deal references whose ledger lines the model itself corrupted (bit rot): the
+        # ledger quarantines them, and no promise about them can survive that.
+        self.rotted: set[str] = set()
+        # The kill switch, as reported to the operator.
+        self.kill_switch_promised = False  # reported persisted, not since deactivated
+        self.kill_switch_reported = False  # what the running engine last reported
+        self.kill_switch_file_garbled = False
+        # What this process could know.
+        self.latest_balance: BalanceFetch | None = None
+        self.broker_last_ok: float | None = None
+        # Events at the broker the engine cannot have seen since the last converged reconcile.
+        self.unseen_broker_events: list[str] = []
+
+    # -- processes ---------------------------------------------------------------------
+
+    def process_started(self, engine: Engine) -> None:
+        self.latest_balance = None
+        self.broker_last_ok = None
+        self.kill_switch_reported = engine.kill_switch.active
+
+    def process_died(self, *, orphaned: bool) -> None:
+        if orphaned:
+            self.broker_event_unseen("a crash orphaned requests in flight")
+
+    # -- what the broker saw -----------------------------------------------------------
+
+    def order_arrived(self, order: OpenOrder | CloseOrder, world: World) -> None:
+        """The checks that must hold the instant an order reaches the broker."""
+        reference = order.deal_reference
+        durable_intents = {
+            e.record.deal_reference for e in world.durable_entries() if isinstance(e.record, Intent)
+        }
+        if reference not in durable_intents:
+            self._violated(
+                AUDIT_BEFORE_BROKER,
+                f"broker request #{len(world.sim.requests)} for deal reference {reference} "
+                "arrived with no durable INTENT record",
+            )
+        if not isinstance(order, OpenOrder):
+            return
+        if self.kill_switch_reported:
+            self._violated(
+                KILL_SWITCH_DURABLE,
+                f"opening order {reference} reached the broker while the kill switch was "
+                "reported active",
+            )
+        self._check_fresh_balance(reference, world)
+
+    def _check_fresh_balance(self, reference: str, world: World) -> None:
+        fetch = self.latest_balance
+        version = world.engine.journal.book.version
+        now = world.clock.monotonic()
+        if fetch is None:
+            problem = "no balance was ever fetched by this process"
+        elif fetch.book_version != version:
+            problem = (
+                f"the balance was fetched at book version {fetch.book_version}, "
+                f"the book has changed since (version {version})"
+            )
+        elif now - fetch.at >= self.config.balance_ttl:
+            problem = f"the balance was {now - fetch.at:.1f}s old, TTL {self.config.balance_ttl}s"
+        else:
+            return
+        self._violated(
+            FRESH_BALANCE, f"opening order {reference} approved on a stale balance: {problem}"
+        )
+
+    def balance_fetched(self, book_version: int, at: float) -> None:
+        self.latest_balance = BalanceFetch(book_version, at)
+
+    def broker_answered(self, at: float) -> None:
+        self.broker_last_ok = at
+
+    def broker_event_unseen(self, what: str) -> None:
+        self.unseen_broker_events.append(what)
+
+    def book_converged(self) -> None:
+        self.unseen_broker_events.clear()
+
+    # -- what the caller was told --------------------------------------------------------
+
+    def order_answered(self, result: OrderResult, *, disk_sound: bool) -> None:
+        if result.status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
+            self.acknowledged[result.deal_reference] = result
+        elif result.status is OrderStatus.REJECTED and disk_sound:
+            self.rejected_on_a_sound_disk.add(result.deal_reference)
+
+    def kill_switch_activated(self, persisted: bool) -> None:
+        self.kill_switch_reported = True
+        if persisted:
+            self.kill_switch_promised = True
+            self.kill_switch_file_garbled = False
+
+    def kill_switch_deactivated(self, active: bool, persisted: bool) -> None:
+        self.kill_switch_reported = active
+        if not active and persisted:
+            self.kill_switch_promised = False
+            self.kill_switch_file_garbled = False
+
+    def _violated(self, invariant: str, evidence: str) -> None:
+        self.violations.append(InvariantViolation(invariant, evidence))

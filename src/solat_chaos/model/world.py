@@ -1,0 +1,354 @@
+"""One simulated deployment: a disk, a clock, a broker, an event loop, and the engine
+running on them — restartable like a crashed process.
+
+The engine reaches the disk and the broker through per-process handles. A crash revokes the
+handles of the dead process before its tasks are cancelled, so nothing a dying task does can
+touch the disk or the broker: the next engine sees exactly what was durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+from collections.abc import Coroutine
+from typing import Any
+
+import attrs
+
+from solat_chaos.broker.sim import SimBroker
+from solat_chaos.chaos.sim_filesystem import SimFileSystem
+from solat_chaos.engine.broker import (
+    Account,
+    BrokerPosition,
+    BrokerUnavailable,
+    CloseOrder,
+    DealConfirm,
+    OpenOrder,
+)
+from solat_chaos.engine.clock import SimClock
+from solat_chaos.engine.engine import Engine, EngineConfig
+from solat_chaos.engine.health import HealthThresholds
+from solat_chaos.engine.kill_switch import KILL_SWITCH_FILE
+from solat_chaos.engine.ledger import LEDGER_FILE, QUARANTINE_FILE, Entry, unframe
+from solat_chaos.engine.risk import RiskLimits
+from solat_chaos.engine.snapshots import SNAPSHOT_FILE
+from solat_chaos.model.reference import Reference
+
+DATA_DIR = "/srv/solat"
+LEDGER_PATH = f"{DATA_DIR}/{LEDGER_FILE}"
+QUARANTINE_PATH = f"{DATA_DIR}/{QUARANTINE_FILE}"
+KILL_SWITCH_PATH = f"{DATA_DIR}/{KILL_SWITCH_FILE}"
+SNAPSHOT_PATH = f"{DATA_DIR}/{SNAPSHOT_FILE}"
+
+# Small limits so that a few steps can reach every limit, every eviction and every bound.
+MODEL_CONFIG = EngineConfig(
+    balance_ttl=60.0,
+    limits=RiskLimits(
+        max_order_size=5.0,
+        max_open_positions=2,
+        max_exposure=6.0,
+        max_orders_per_hour=6,
+        margin_per_unit=100.0,
+    ),
+    health=HealthThresholds(broker=30.0, stream=15.0, balance=60.0),
+    read_attempts=3,
+    snapshot_max_pending=2,
+    snapshot_flush_every=1,
+)
+
+# Yields of the event loop after which tasks that are still running are waiting on a held
+# broker request. Each broker call takes a few yields; a read retries at most 3 times.
+SETTLE_YIELDS = 200
+
+
+class ProcessFileSystem:
+    """The engine's view of the disk for one process lifetime. After `revoke` (the process
+    died) every call fails, so a cancelled task cannot write behind the next process's back.
+    While the world is `unmounted` the data directory is gone — the seed's
+    directory_disappears() — and comes back, with what it held, when the disk recovers."""
+
+    def __init__(self, disk: SimFileSystem, world: World) -> None:
+        self._disk = disk
+        self._world = world
+        self.alive = True
+
+    def revoke(self) -> None:
+        self.alive = False
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self._disk, name)
+
+        def guarded(path: str, *args: Any) -> Any:
+            if not self.alive:
+                raise OSError(errno.EIO, "process crashed", path)
+            if self._world.unmounted and path.startswith(DATA_DIR):
+                if name == "exists":
+                    return False
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+            return operation(path, *args)
+
+        return guarded
+
+
+class ProcessBroker:
+    """The engine's broker port for one process lifetime, and the model's eyes on it: it
+    tells the reference model the instant an order reaches the broker and what came back."""
+
+    def __init__(self, sim: SimBroker, world: World) -> None:
+        self._sim = sim
+        self._world = world
+        self.alive = True
+
+    def revoke(self) -> None:
+        self.alive = False
+
+    def _check_alive(self) -> None:
+        if not self.alive:
+            raise BrokerUnavailable("process crashed")
+
+    async def open_position(self, order: OpenOrder) -> DealConfirm:
+        self._check_alive()
+        self._world.order_arrives(order)
+        return self._answered(await self._sim.open_position(order))
+
+    async def close_position(self, order: CloseOrder) -> DealConfirm:
+        self._check_alive()
+        self._world.order_arrives(order)
+        return self._answered(await self._sim.close_position(order))
+
+    async def confirm(self, deal_reference: str) -> DealConfirm | None:
+        self._check_alive()
+        return self._answered(await self._sim.confirm(deal_reference))
+
+    async def positions(self) -> list[BrokerPosition]:
+        self._check_alive()
+        return self._answered(await self._sim.positions())
+
+    async def account(self) -> Account:
+        self._check_alive()
+        # A fetch reflects every fill the book held when it was asked for.
+        book_version = self._world.engine.journal.book.version
+        account = await self._sim.account()
+        self._world.reference.balance_fetched(book_version, self._world.clock.monotonic())
+        return self._answered(account)
+
+    def _answered(self, answer: Any) -> Any:
+        reference = self._world.reference
+        reference.broker_answered(self._world.clock.monotonic())
+        if isinstance(answer, DealConfirm):
+            truth = self._sim.lookup_confirm(answer.deal_reference)
+            if truth is not None and truth.deal_id != answer.deal_id:
+                reference.broker_event_unseen(
+                    f"{answer.deal_reference} was confirmed with deal id {answer.deal_id}, "
+                    f"truly {truth.deal_id}"
+                )
+        return answer
+
+
+@attrs.define
+class TaskRecord:
+    """An operation started on the engine, as the model saw it."""
+
+    kind: str
+    task: asyncio.Task
+
+
+class World:
+    def __init__(self, config: EngineConfig = MODEL_CONFIG) -> None:
+        self.config = config
+        self.disk = SimFileSystem()
+        self.disk.makedirs(DATA_DIR)
+        self.clock = SimClock()
+        self.sim = SimBroker(clock=self.clock)
+        self.reference = Reference(config)
+        self.loop = asyncio.new_event_loop()
+        self.tasks: list[TaskRecord] = []
+        self.restarts = 0
+        self.disk_faults: set[str] = set()
+        self.unmounted = False
+        self.quarantine_path = QUARANTINE_PATH
+        self.fs: ProcessFileSystem
+        self.port: ProcessBroker
+        self.engine = self._open_engine()
+
+    # -- processes ---------------------------------------------------------------------
+
+    def _open_engine(self) -> Engine:
+        self.fs = ProcessFileSystem(self.disk, self)
+        self.port = ProcessBroker(self.sim, self)
+        engine = Engine.open(DATA_DIR, self.port, fs=self.fs, clock=self.clock, config=self.config)
+        self.reference.process_started(engine)
+        return engine
+
+    def crash_and_restart(self, torn_bytes: int) -> bytes:
+        """Drop the engine like a killed process: its in-flight tasks die with it, the disk
+        loses what was not fsynced (maybe keeping a torn prefix), and a new engine opens.
+        Returns the ledger's bytes as the new engine found them."""
+        self.fs.revoke()
+        self.port.revoke()
+        orphans = [t for t in self.tasks if not t.task.done()]
+        for record in orphans:
+            record.task.cancel()
+        self.settle()
+        self.tasks.clear()
+        self.reference.process_died(
+            orphaned=bool(orphans or self.sim.pending or self.engine.journal.pending)
+        )
+        self.disk.crash(torn_bytes=torn_bytes)
+        ledger = self.disk.durable_bytes(LEDGER_PATH) or b""
+        self.restarts += 1
+        self.engine = self._open_engine()
+        return ledger
+
+    # -- running operations --------------------------------------------------------------
+
+    def start(self, kind: str, operation: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        task = self.loop.create_task(operation)
+        self.tasks.append(TaskRecord(kind, task))
+        self.settle()
+        return task
+
+    def settle(self) -> None:
+        """Run the loop until every task is done or waits on a held broker request."""
+
+        async def yields() -> None:
+            for _ in range(SETTLE_YIELDS):
+                if all(t.task.done() for t in self.tasks):
+                    return
+                await asyncio.sleep(0)
+
+        self.loop.run_until_complete(yields())
+
+    def running(self) -> list[TaskRecord]:
+        return [t for t in self.tasks if not t.task.done()]
+
+    def engine_errors(self) -> list[BaseException]:
+        return [
+            t.task.exception()
+            for t in self.tasks
+            if t.task.done() and not t.task.cancelled() and t.task.exception() is not None
+        ]
+
+    def close(self) -> None:
+        for record in self.running():
+            record.task.cancel()
+        self.settle()
+        self.loop.close()
+
+    # -- the broker ----------------------------------------------------------------------
+
+    def release(self, index: int) -> None:
+        self.sim.release(index)
+        self.settle()
+
+    def release_all(self) -> None:
+        self.sim.release_all()
+        self.settle()
+
+    def time_out(self, index: int, *, executed: bool) -> None:
+        self.sim.time_out(index, executed=executed)
+        self.settle()
+
+    def close_externally(self, deal_id: str, fraction: float) -> None:
+        position = next((p for p in self.sim.snapshot_positions() if p.deal_id == deal_id), None)
+        if position is None:
+            return
+        size = None if fraction >= 1.0 else round(position.size * fraction, 2)
+        self.sim.close_externally(deal_id, size or None)
+        self.reference.broker_event_unseen(f"{deal_id} closed on the dashboard ({size or 'all'})")
+
+    def open_externally(self, epic: str, size: float) -> None:
+        try:
+            confirm = self.sim.open_externally(epic, "BUY", size)
+        except ValueError:
+            return  # the broker refused it (funds): nothing happened
+        self.reference.broker_event_unseen(f"{confirm.deal_id} opened on the dashboard")
+
+    # -- the disk ----------------------------------------------------------------------
+
+    def disk_sound(self) -> bool:
+        return not self.disk_faults
+
+    def disk_fault(self, name: str, arm) -> None:
+        arm(self.disk)
+        self.disk_faults.add(name)
+
+    def unmount(self) -> None:
+        self.unmounted = True
+        self.disk_faults.add("unmounted")
+
+    def heal_disk(self) -> None:
+        self.disk.heal()
+        self.unmounted = False
+        self.disk_faults.clear()
+
+    def rot_ledger_line(self, line: int, byte: bytes) -> None:
+        """Flip bytes in the middle of one durable ledger line (bit rot)."""
+        data = self.disk.durable_bytes(LEDGER_PATH) or b""
+        lines = [(o, raw) for o, raw in _lines_with_offsets(data) if raw.strip()]
+        if not lines:
+            return
+        offset, raw = lines[line % len(lines)]
+        try:
+            reference = getattr(unframe(raw).record, "deal_reference", None)
+        except ValueError:
+            reference = None
+        if reference is not None:
+            self.reference.rotted.add(reference)
+        self.disk.corrupt(LEDGER_PATH, offset + len(raw) // 2, byte)
+
+    def rot_kill_switch_file(self, offset: int) -> None:
+        data = self.disk.durable_bytes(KILL_SWITCH_PATH) or b""
+        if not data:
+            return
+        position = offset % len(data)
+        if data[position : position + 1] != b"#":
+            self.disk.corrupt(KILL_SWITCH_PATH, position, b"#")
+            self.reference.kill_switch_file_garbled = True
+
+    def heal(self) -> None:
+        """Lift every fault and answer every held request: the start of the heal phase."""
+        self.heal_disk()
+        self.sim.heal()
+        self.settle()
+        self.engine.retry_pending()
+
+    # -- the model's eyes ----------------------------------------------------------------
+
+    def order_arrives(self, order: OpenOrder | CloseOrder) -> None:
+        self.reference.order_arrived(order, self)
+
+    def durable_entries(self) -> list[Entry]:
+        """The ledger records a crash right now would leave, as recovery would read them."""
+        data = self.disk.durable_bytes(LEDGER_PATH) or b""
+        entries = []
+        for line in data.split(b"\n"):
+            try:
+                entries.append(unframe(line))
+            except ValueError:
+                continue
+        return entries
+
+    def broker_positions(self) -> dict[str, float]:
+        return {p.deal_id: p.size for p in self.sim.snapshot_positions()}
+
+    def local_positions(self) -> dict[str, float]:
+        return {deal_id: p.size for deal_id, p in self.engine.positions().items()}
+
+    def snapshot_file_ok(self) -> bool:
+        data = self.disk.durable_bytes(SNAPSHOT_PATH)
+        if data is None:
+            return True
+        try:
+            return isinstance(json.loads(data)["snapshots"], list)
+        except (ValueError, KeyError, TypeError):
+            return False
+
+
+def _lines_with_offsets(data: bytes) -> list[tuple[int, bytes]]:
+    lines, offset = [], 0
+    for raw in data.split(b"\n"):
+        lines.append((offset, raw))
+        offset += len(raw) + 1
+    return lines

@@ -1,0 +1,267 @@
+"""Planted bugs: each one a realistic mistake, applied to the core by monkeypatching, so the
+checker can prove it finds it. Nothing in `src/` knows these exist.
+
+Use: `with planted("kill_switch_not_fsynced"): ...`, or `BUGS[name]` for the catalogue.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import attrs
+import pytest
+
+from solat_chaos.engine import durable_switch
+from solat_chaos.engine.balance import BalanceCache
+from solat_chaos.engine.broker import BrokerError
+from solat_chaos.engine.filesystem import FileSystem
+from solat_chaos.engine.ledger import Ledger, unframe
+from solat_chaos.engine.positions import PositionBook
+from solat_chaos.engine.reconciler import Reconciler
+from solat_chaos.engine.records import CLOSE
+from solat_chaos.engine.risk import Commitments
+from solat_chaos.engine.router import Router
+from solat_chaos.engine.snapshots import SnapshotBuffer
+from solat_chaos.model import invariants
+
+
+@attrs.frozen
+class Bug:
+    name: str
+    machine: str
+    invariant: str
+    description: str
+    apply: Callable[[pytest.MonkeyPatch], None]
+
+
+def _broker_before_intent(mp: pytest.MonkeyPatch) -> None:
+    write_intent, send = Router._write_intent, Router._send
+
+    async def send_then_write(self, intent, call):
+        async def call_then_write():
+            try:
+                return await call()
+            finally:
+                write_intent(self, intent)
+
+        return await send(self, intent, call_then_write)
+
+    mp.setattr(Router, "_write_intent", lambda self, record: None)
+    mp.setattr(Router, "_send", send_then_write)
+
+
+def _kill_switch_not_fsynced(mp: pytest.MonkeyPatch) -> None:
+    def replace_without_fsync(fs: FileSystem, path: str, data: bytes) -> None:
+        fs.write(path + ".tmp", data)
+        fs.rename(path + ".tmp", path)
+
+    mp.setattr(durable_switch, "replace_atomically", replace_without_fsync)
+
+
+def _timed_out_positions_are_flat(mp: pytest.MonkeyPatch) -> None:
+    read = Reconciler._broker_positions
+
+    async def positions_or_nothing(self):
+        try:
+            return await read(self)
+        except BrokerError:
+            return []
+
+    mp.setattr(Reconciler, "_broker_positions", positions_or_nothing)
+
+
+class _EvictingSet:
+    """An idempotency cache of one entry: what the book used to remember, it forgets."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def add(self, key: str) -> None:
+        self._entries[key] = None
+        while len(self._entries) > 1:
+            self._entries.popitem(last=False)
+
+
+def _duplicate_applied_after_eviction(mp: pytest.MonkeyPatch) -> None:
+    init = PositionBook.__init__
+
+    def with_small_cache(self) -> None:
+        init(self)
+        self._filled_deal_ids = _EvictingSet()
+
+    mp.setattr(PositionBook, "__init__", with_small_cache)
+
+
+def _balance_not_refreshed_after_fill(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(BalanceCache, "fill_happened", lambda self: None)
+
+
+def _partial_close_recorded_as_full(mp: pytest.MonkeyPatch) -> None:
+    confirmed = Router._confirmed
+
+    def as_full(self, intent, confirm):
+        if intent.action == CLOSE:
+            confirm = attrs.evolve(confirm, size=intent.size)
+        return confirmed(self, intent, confirm)
+
+    mp.setattr(Router, "_confirmed", as_full)
+
+
+def _recovery_drops_after_corrupt_line(mp: pytest.MonkeyPatch) -> None:
+    recover = Ledger._recover
+
+    def stop_at_first_bad_line(self, now):
+        fs = self._fs
+
+        class Truncating:
+            def __getattr__(self, name):
+                return getattr(fs, name)
+
+            def read(self, path):
+                data = fs.read(path)
+                if posixpath.basename(path) != posixpath.basename(self_path):
+                    return data
+                kept, offset = [], 0
+                for line in data.split(b"\n"):
+                    kept.append(line)
+                    try:
+                        if line.strip():
+                            unframe(line)
+                    except ValueError:
+                        break
+                    offset += len(line) + 1
+                return b"\n".join(kept)
+
+        self_path = self.path
+        self._fs = Truncating()
+        try:
+            return recover(self, now)
+        finally:
+            self._fs = fs
+
+    mp.setattr(Ledger, "_recover", stop_at_first_bad_line)
+
+
+def _snapshots_never_cleared(mp: pytest.MonkeyPatch) -> None:
+    flush = SnapshotBuffer.flush
+
+    def flush_and_keep(self):
+        kept = list(self.pending)
+        written = flush(self)
+        if written:
+            self.pending[:] = kept
+        return written
+
+    mp.setattr(SnapshotBuffer, "flush", flush_and_keep)
+
+
+def _kill_switch_checked_before_refresh(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(Router, "_judge_state_again", lambda self, reference: None)
+
+
+def _limit_ignores_in_flight_orders(mp: pytest.MonkeyPatch) -> None:
+    commitments = Router.commitments
+
+    def book_only(self):
+        book = self._journal.book
+        return Commitments(
+            positions=len(book),
+            exposure=sum(p.size for p in book.positions().values()),
+            orders_last_hour=commitments(self).orders_last_hour,
+        )
+
+    mp.setattr(Router, "commitments", book_only)
+
+
+BUGS: dict[str, Bug] = {
+    bug.name: bug
+    for bug in (
+        Bug(
+            "broker_before_intent",
+            "disk",
+            invariants.AUDIT_BEFORE_BROKER,
+            "the router calls the broker before the INTENT record is written",
+            _broker_before_intent,
+        ),
+        Bug(
+            "kill_switch_not_fsynced",
+            "recovery",
+            invariants.KILL_SWITCH_DURABLE,
+            "the kill switch is written and renamed but neither file nor directory fsynced",
+            _kill_switch_not_fsynced,
+        ),
+        Bug(
+            "timed_out_positions_are_flat",
+            "broker",
+            invariants.CONVERGENCE,
+            "the reconciler treats a failed positions call as 'no positions'",
+            _timed_out_positions_are_flat,
+        ),
+        Bug(
+            "duplicate_applied_after_eviction",
+            "broker",
+            invariants.EXACTLY_ONCE_FILLS,
+            "the book's idempotency cache holds one deal id, so a duplicate confirmation "
+            "naming an evicted deal is applied twice",
+            _duplicate_applied_after_eviction,
+        ),
+        Bug(
+            "balance_not_refreshed_after_fill",
+            "broker",
+            invariants.FRESH_BALANCE,
+            "a fill does not invalidate the cached balance",
+            _balance_not_refreshed_after_fill,
+        ),
+        Bug(
+            "partial_close_recorded_as_full",
+            "broker",
+            invariants.CONVERGENCE,
+            "a close is recorded with the size asked for, not the size confirmed",
+            _partial_close_recorded_as_full,
+        ),
+        Bug(
+            "recovery_drops_after_corrupt_line",
+            "disk",
+            invariants.LEDGER_READABLE,
+            "ledger recovery stops at the first corrupt line and drops every line after it",
+            _recovery_drops_after_corrupt_line,
+        ),
+        Bug(
+            "snapshots_never_cleared",
+            "recovery",
+            invariants.SNAPSHOT_BOUNDED,
+            "a successful snapshot flush does not clear the buffer",
+            _snapshots_never_cleared,
+        ),
+        Bug(
+            "kill_switch_checked_before_refresh",
+            "recovery",
+            invariants.KILL_SWITCH_DURABLE,
+            "the kill switch is checked only before the balance refresh, so an order "
+            "awaiting the refresh opens a position after activation returned",
+            _kill_switch_checked_before_refresh,
+        ),
+        Bug(
+            "limit_ignores_in_flight_orders",
+            "broker",
+            invariants.RISK_LIMITS,
+            "the open-positions limit counts the book only, not orders awaiting the broker",
+            _limit_ignores_in_flight_orders,
+        ),
+    )
+}
+
+
+@contextmanager
+def planted(name: str) -> Iterator[Bug]:
+    """Apply bug `name` to the core for the duration of the block."""
+    bug = BUGS[name]
+    with pytest.MonkeyPatch.context() as mp:
+        bug.apply(mp)
+        yield bug
