@@ -808,6 +808,12 @@ class SimBroker:
             snapshot = tuple(self.snapshot_positions())
             self._stale.extend([snapshot] * _count(count))
 
+    @property
+    def stale_answers_armed(self) -> int:
+        """How many `positions()` answers will still be stale."""
+        with self._lock:
+            return len(self._stale)
+
     def duplicate_deal_id(
         self, method: str = OPEN_POSITION, deal_id: str | None = None, *, count: int = 1
     ) -> None:

@@ -17,6 +17,11 @@ from solat_chaos.engine.records import (
 _SIZE_DIGITS = 8
 
 
+def normal_size(size: float) -> float:
+    """A size as the book keeps it; compare sizes only in this form."""
+    return round(size, _SIZE_DIGITS)
+
+
 @attrs.frozen
 class Position:
     deal_id: str
@@ -96,7 +101,7 @@ class PositionBook:
                     self._set(position, repair.size)
 
     def _set(self, position: Position, size: float) -> None:
-        size = round(size, _SIZE_DIGITS)
+        size = normal_size(size)
         self.version += 1
         self._last_change[position.deal_id] = self.version
         if size > 0:

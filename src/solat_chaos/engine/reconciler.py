@@ -24,6 +24,7 @@ from solat_chaos.engine.broker_link import BrokerLink
 from solat_chaos.engine.clock import Clock
 from solat_chaos.engine.journal import Journal
 from solat_chaos.engine.ledger import LedgerWriteError
+from solat_chaos.engine.positions import normal_size
 from solat_chaos.engine.records import (
     OPEN,
     Adopted,
@@ -173,10 +174,8 @@ class Reconciler:
             theirs = broker.get(deal_id)
             if theirs is None:
                 repairs.append(ClosedExternally(f"CLOSED_EXTERNALLY:{deal_id}", deal_id, now))
-            elif theirs.size != position.size:
-                repairs.append(
-                    Resized(f"RESIZED:{deal_id}:{theirs.size}", deal_id, theirs.size, now)
-                )
+            elif (size := normal_size(theirs.size)) != position.size:
+                repairs.append(Resized(f"RESIZED:{deal_id}:{size}", deal_id, size, now))
         for deal_id, theirs in sorted(broker.items()):
             if deal_id in skip or theirs.deal_reference in skip or book.get(deal_id) is not None:
                 continue

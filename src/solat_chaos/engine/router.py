@@ -31,6 +31,7 @@ from solat_chaos.engine.broker_link import BrokerLink
 from solat_chaos.engine.clock import Clock
 from solat_chaos.engine.journal import Journal
 from solat_chaos.engine.ledger import LedgerWriteError
+from solat_chaos.engine.positions import normal_size
 from solat_chaos.engine.records import CLOSE, OPEN, Confirmed, InDoubt, Intent, Rejected
 from solat_chaos.engine.risk import Commitments, RiskLimits, check_opening
 from solat_chaos.engine.trading_state import TradingStatus
@@ -158,7 +159,7 @@ class Router:
             return self._reject(
                 reference, "validation", f"invalid deal_id: no open position {deal_id!r}"
             )
-        closable = round(position.size - self._closing(deal_id), 8)
+        closable = normal_size(position.size - self._closing(deal_id))
         size = closable if size is None else size
         if not valid_size(size):
             return self._reject(

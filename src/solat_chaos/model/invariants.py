@@ -114,7 +114,7 @@ def check_book_matches_broker(world) -> None:
     """CONVERGENCE, continuously: while nothing is in flight and nothing happened at the
     broker that the engine could not see, the local book is the broker's."""
     reference = world.reference
-    if reference.unseen_broker_events or world.running() or world.sim.pending:
+    if reference.book_may_lag or world.running() or world.sim.pending:
         return
     local, broker = world.local_positions(), world.broker_positions()
     if local != broker:

@@ -119,7 +119,7 @@ class ChaosMachine(RuleBasedStateMachine):
         world = self.world
         world.reference.order_answered(result, disk_sound=world.disk_sound())
         if result.status is OrderStatus.IN_DOUBT:
-            world.reference.broker_event_unseen(f"{result.deal_reference} is in doubt")
+            world.reference.book_may_lag_because(f"{result.deal_reference} is in doubt")
 
     def _new_deals(self):
         """Deal ids that became known this step, for the rules that act on positions."""
@@ -238,14 +238,28 @@ class BrokerRules:
         _count("broker_fills_partially")
         self.world.sim.fill_fraction(fraction, method=method)
 
-    @rule(deal=ChaosMachine.deals, method=st.sampled_from(["open_position", "confirm"]))
-    def broker_confirms_a_duplicate_deal_id(self, deal, method):
-        """The next confirm names an existing deal id instead of its own."""
-        _count("broker_confirms_a_duplicate_deal_id")
-        self.world.sim.duplicate_deal_id(method, deal)
+    @rule(
+        target=ChaosMachine.deals, deal=ChaosMachine.deals, epic=st.sampled_from(EPICS), size=SIZES
+    )
+    def order_confirmed_with_a_duplicate_deal_id(self, deal, epic, size):
+        """The broker confirms a new order naming a deal id it gave an earlier one."""
+        _count("order_confirmed_with_a_duplicate_deal_id")
+        self.world.sim.duplicate_deal_id("open_position", deal)
+        self._submit_task(OrderIntent(epic, BUY, size))
+        return self._new_deals()
 
+    @rule(deal=ChaosMachine.deals)
+    def confirm_lookup_names_a_duplicate_deal_id(self, deal):
+        """The next confirm lookup (the reconciler's) names an existing deal id."""
+        _count("confirm_lookup_names_a_duplicate_deal_id")
+        self.world.sim.duplicate_deal_id("confirm", deal)
+
+    @precondition(lambda self: not self.world.sim.stale_answers_armed)
     @rule()
     def broker_serves_a_stale_position_list(self):
+        """The next positions answer is the list as it is now (a lagging cache). One stale
+        answer at a time: against a broker that is stale twice in a row no reconcile can
+        know the truth, and the reconciler's double read is what is under test."""
         _count("broker_serves_a_stale_position_list")
         self.world.sim.stale_positions()
 
@@ -258,6 +272,18 @@ class InterleavingRules:
     def broker_holds_requests(self, method, count):
         _count("broker_holds_requests")
         self.world.sim.hold(method, count)
+
+    @rule(
+        epic=st.sampled_from(EPICS),
+        size=SIZES,
+        held=st.sampled_from(["account", "open_position"]),
+    )
+    def submit_order_the_broker_holds(self, epic, size, held):
+        """An order whose balance refresh, or the order itself, waits at the broker: the
+        window in which every race of a submit lives."""
+        _count("submit_order_the_broker_holds")
+        self.world.sim.hold(held, 1)
+        self._submit_task(OrderIntent(epic, BUY, size))
 
     @precondition(lambda self: self.world.sim.pending)
     @rule(target=ChaosMachine.deals, index=st.integers(0, 7))

@@ -57,8 +57,9 @@ class Reference:
         # What this process could know.
         self.latest_balance: BalanceFetch | None = None
         self.broker_last_ok: float | None = None
-        # Events at the broker the engine cannot have seen since the last converged reconcile.
-        self.unseen_broker_events: list[str] = []
+        # Why the book may differ from the broker since the last converged reconcile: events
+        # at the broker the engine cannot have seen, or knowledge it lost (rot, a crash).
+        self.book_may_lag: list[str] = []
 
     # -- processes ---------------------------------------------------------------------
 
@@ -69,7 +70,7 @@ class Reference:
 
     def process_died(self, *, orphaned: bool) -> None:
         if orphaned:
-            self.broker_event_unseen("a crash orphaned requests in flight")
+            self.book_may_lag_because("a crash orphaned requests in flight")
 
     # -- what the broker saw -----------------------------------------------------------
 
@@ -120,11 +121,11 @@ class Reference:
     def broker_answered(self, at: float) -> None:
         self.broker_last_ok = at
 
-    def broker_event_unseen(self, what: str) -> None:
-        self.unseen_broker_events.append(what)
+    def book_may_lag_because(self, what: str) -> None:
+        self.book_may_lag.append(what)
 
     def book_converged(self) -> None:
-        self.unseen_broker_events.clear()
+        self.book_may_lag.clear()
 
     # -- what the caller was told --------------------------------------------------------
 

@@ -31,6 +31,7 @@ from solat_chaos.engine.engine import Engine, EngineConfig
 from solat_chaos.engine.health import HealthThresholds
 from solat_chaos.engine.kill_switch import KILL_SWITCH_FILE
 from solat_chaos.engine.ledger import LEDGER_FILE, QUARANTINE_FILE, Entry, unframe
+from solat_chaos.engine.positions import normal_size
 from solat_chaos.engine.risk import RiskLimits
 from solat_chaos.engine.snapshots import SNAPSHOT_FILE
 from solat_chaos.model.reference import Reference
@@ -46,8 +47,8 @@ MODEL_CONFIG = EngineConfig(
     balance_ttl=60.0,
     limits=RiskLimits(
         max_order_size=5.0,
-        max_open_positions=2,
-        max_exposure=6.0,
+        max_open_positions=3,
+        max_exposure=8.0,
         max_orders_per_hour=6,
         margin_per_unit=100.0,
     ),
@@ -139,7 +140,7 @@ class ProcessBroker:
         if isinstance(answer, DealConfirm):
             truth = self._sim.lookup_confirm(answer.deal_reference)
             if truth is not None and truth.deal_id != answer.deal_id:
-                reference.broker_event_unseen(
+                reference.book_may_lag_because(
                     f"{answer.deal_reference} was confirmed with deal id {answer.deal_id}, "
                     f"truly {truth.deal_id}"
                 )
@@ -168,6 +169,7 @@ class World:
         self.disk_faults: set[str] = set()
         self.unmounted = False
         self.quarantine_path = QUARANTINE_PATH
+        self._durable_cache: tuple[bytes, list[Entry]] = (b"", [])
         self.fs: ProcessFileSystem
         self.port: ProcessBroker
         self.engine = self._open_engine()
@@ -256,14 +258,14 @@ class World:
             return
         size = None if fraction >= 1.0 else round(position.size * fraction, 2)
         self.sim.close_externally(deal_id, size or None)
-        self.reference.broker_event_unseen(f"{deal_id} closed on the dashboard ({size or 'all'})")
+        self.reference.book_may_lag_because(f"{deal_id} closed on the dashboard ({size or 'all'})")
 
     def open_externally(self, epic: str, size: float) -> None:
         try:
             confirm = self.sim.open_externally(epic, "BUY", size)
         except ValueError:
             return  # the broker refused it (funds): nothing happened
-        self.reference.broker_event_unseen(f"{confirm.deal_id} opened on the dashboard")
+        self.reference.book_may_lag_because(f"{confirm.deal_id} opened on the dashboard")
 
     # -- the disk ----------------------------------------------------------------------
 
@@ -296,6 +298,7 @@ class World:
             reference = None
         if reference is not None:
             self.reference.rotted.add(reference)
+        self.reference.book_may_lag_because(f"ledger line {line % len(lines)} rotted")
         self.disk.corrupt(LEDGER_PATH, offset + len(raw) // 2, byte)
 
     def rot_kill_switch_file(self, offset: int) -> None:
@@ -322,16 +325,18 @@ class World:
     def durable_entries(self) -> list[Entry]:
         """The ledger records a crash right now would leave, as recovery would read them."""
         data = self.disk.durable_bytes(LEDGER_PATH) or b""
-        entries = []
-        for line in data.split(b"\n"):
-            try:
-                entries.append(unframe(line))
-            except ValueError:
-                continue
-        return entries
+        if data != self._durable_cache[0]:
+            entries = []
+            for line in data.split(b"\n"):
+                try:
+                    entries.append(unframe(line))
+                except ValueError:
+                    continue
+            self._durable_cache = (data, entries)
+        return list(self._durable_cache[1])
 
     def broker_positions(self) -> dict[str, float]:
-        return {p.deal_id: p.size for p in self.sim.snapshot_positions()}
+        return {p.deal_id: normal_size(p.size) for p in self.sim.snapshot_positions()}
 
     def local_positions(self) -> dict[str, float]:
         return {deal_id: p.size for deal_id, p in self.engine.positions().items()}

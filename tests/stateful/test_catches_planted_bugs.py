@@ -1,0 +1,48 @@
+"""The checker must be able to fail: each planted bug is applied to the core, the machine
+that guards against it runs with a fixed seed and a small budget, and it must fail with the
+right invariant's name and a shrunk counterexample of at most 8 steps."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from solat_chaos.model.invariants import invariant_of
+from solat_chaos.model.machines import MACHINES
+
+from ..planted_bugs import BUGS, planted
+
+pytestmark = [pytest.mark.chaos, pytest.mark.stateful]
+
+BUDGET = settings(
+    max_examples=1000,
+    stateful_step_count=10,
+    derandomize=True,  # a fixed seed: the same examples every run
+    database=None,
+    deadline=None,
+    report_multiple_bugs=False,
+    suppress_health_check=list(HealthCheck),
+)
+STEP = re.compile(r"^(\(.*\) = )?state\.(\w+)\(")
+
+
+def shrunk_steps(error: BaseException) -> list[str]:
+    """The rule calls of the counterexample Hypothesis printed (invariant checks aside)."""
+    lines = "\n".join(getattr(error, "__notes__", [])).splitlines()
+    return [
+        line
+        for line in lines
+        if (match := STEP.match(line)) and match.group(2) not in ("safety", "teardown")
+    ]
+
+
+@pytest.mark.parametrize("bug", list(BUGS), ids=list(BUGS))
+def test_the_machine_catches_the_planted_bug(bug: str) -> None:
+    with planted(bug) as planted_bug, pytest.raises(AssertionError) as caught:
+        run_state_machine_as_test(MACHINES[planted_bug.machine], settings=BUDGET)
+    steps = shrunk_steps(caught.value)
+    assert invariant_of(caught.value) == planted_bug.invariant, str(caught.value)
+    assert 0 < len(steps) <= 8, "\n".join(steps)

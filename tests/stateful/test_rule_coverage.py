@@ -1,0 +1,38 @@
+"""No rule is dead: in a `ci`-sized run of each machine every rule fires at least once."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import INITIALIZE_RULE_MARKER, RULE_MARKER, run_state_machine_as_test
+
+from solat_chaos.model.machines import MACHINES
+from solat_chaos.model.stats import STATS
+
+pytestmark = [pytest.mark.chaos, pytest.mark.stateful]
+
+
+@pytest.mark.parametrize("name", list(MACHINES))
+def test_every_rule_fires(name: str) -> None:
+    machine = MACHINES[name]
+    STATS.reset()
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=100,
+            stateful_step_count=30,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    rules = {
+        name
+        for name, member in inspect.getmembers(machine)
+        if hasattr(member, RULE_MARKER) or hasattr(member, INITIALIZE_RULE_MARKER)
+    }
+    assert len(rules) > 5
+    assert rules - set(STATS.rules) == set()
