@@ -104,3 +104,22 @@ async def test_a_stale_positions_list_closes_nothing(env) -> None:
     assert engine.positions()[opened.deal_id].size == 2.0
     assert (await engine.reconcile()).ok
     assert engine.positions()[opened.deal_id].size == 2.0
+
+
+async def test_repairs_the_disk_refuses_are_kept_and_written_once(sim_env) -> None:
+    """Found by the engine machine: a resolution whose fsync failed was recomputed by the
+    next reconcile, so the ledger could end with two outcomes for one deal reference."""
+    engine = await sim_env.ready_engine()
+    sim_env.fail_broker("open_position", BrokerTimeout("read timeout"), after_execute=True)
+    result = await engine.submit_order_intent(OrderIntent(EURUSD, BUY, 2.0))
+    sim_env.fs.fail_fsync()
+    report = await engine.reconcile()
+    assert not report.ok and "pending" in report.error
+    assert engine.health().outcomes_pending == 1
+    sim_env.fs.heal()
+    sim_env.clock.advance(1)
+    assert (await engine.reconcile()).ok
+    outcomes = [
+        r for r in records_on_disk(sim_env.fs, sim_env.root) if isinstance(r, Confirmed)
+    ]
+    assert len({r for r in outcomes if r.deal_reference == result.deal_reference}) == 1

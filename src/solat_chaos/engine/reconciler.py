@@ -23,7 +23,6 @@ from solat_chaos.engine.broker import ACCEPTED, BrokerError, BrokerPosition, Dea
 from solat_chaos.engine.broker_link import BrokerLink
 from solat_chaos.engine.clock import Clock
 from solat_chaos.engine.journal import Journal
-from solat_chaos.engine.ledger import LedgerWriteError
 from solat_chaos.engine.positions import normal_size
 from solat_chaos.engine.records import (
     OPEN,
@@ -82,26 +81,32 @@ class Reconciler:
         # Only other tasks can have changed the book so far; what we write next is ours.
         changed_while_reading = book.changed_since(version)
         now = self._clock.now()
-        written: list[Record] = []
-        try:
-            for intent in to_resolve:
-                if audit.has_outcome(intent.deal_reference):
-                    continue  # resolved while we read the broker
-                record = self._resolution(
-                    intent, confirms[intent.deal_reference], broker_positions, now
-                )
-                self._journal.record(record)
-                written.append(record)
-            repairs, deferred = self._repairs(broker_positions, changed_while_reading, now)
-            for record in repairs:
-                self._journal.record(record)
-                written.append(record)
-        except LedgerWriteError as e:
-            return ReconcileReport(False, f"ledger not writable: {e}", tuple(written))
-        finally:
-            if any(not isinstance(r, Rejected) for r in written):
-                self._on_book_change()
-        return ReconcileReport(True, None, tuple(written), deferred)
+        records: list[Record] = []
+        for intent in to_resolve:
+            if audit.has_outcome(intent.deal_reference):
+                continue  # resolved while we read the broker
+            record = self._resolution(
+                intent, confirms[intent.deal_reference], broker_positions, now
+            )
+            records.append(record)
+            self._journal.record_outcome(record)
+        repairs, deferred = self._repairs(broker_positions, changed_while_reading, now)
+        for record in repairs:
+            records.append(record)
+            self._journal.record_outcome(record)
+        if any(not isinstance(r, Rejected) for r in records):
+            self._on_book_change()
+        if self._journal.pending:
+            # Like an order's outcome, evidence the disk refused is kept, applied, and
+            # written in order once it can be: recomputing it later could contradict it.
+            return ReconcileReport(
+                False,
+                f"ledger not writable, {len(self._journal.pending)} record(s) pending: "
+                f"{self._journal.last_write_error}",
+                tuple(records),
+                deferred,
+            )
+        return ReconcileReport(True, None, tuple(records), deferred)
 
     async def _broker_positions(self) -> list[BrokerPosition]:
         """The positions list, read twice; raises if the two reads disagree."""

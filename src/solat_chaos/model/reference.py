@@ -50,6 +50,7 @@ class Reference:
         # Deal references whose ledger lines the model itself corrupted (bit rot): the
         # ledger quarantines them, and no promise about them can survive that.
         self.rotted: set[str] = set()
+        self._rot_unseen_by_recovery = False
         # The kill switch, as reported to the operator.
         self.kill_switch_promised = False  # reported persisted, not since deactivated
         self.kill_switch_reported = False  # what the running engine last reported
@@ -64,6 +65,10 @@ class Reference:
     # -- processes ---------------------------------------------------------------------
 
     def process_started(self, engine: Engine) -> None:
+        if self._rot_unseen_by_recovery:
+            # The running engine's memory was right; this one recovered without the rot.
+            self.book_may_lag_because("rotted ledger lines were quarantined at this start")
+            self._rot_unseen_by_recovery = False
         self.latest_balance = None
         self.broker_last_ok = None
         self.kill_switch_reported = engine.kill_switch.active
@@ -114,6 +119,11 @@ class Reference:
         self._violated(
             FRESH_BALANCE, f"opening order {reference} approved on a stale balance: {problem}"
         )
+
+    def ledger_rotted(self, deal_reference: str | None) -> None:
+        if deal_reference is not None:
+            self.rotted.add(deal_reference)
+        self._rot_unseen_by_recovery = True
 
     def balance_fetched(self, book_version: int, at: float) -> None:
         self.latest_balance = BalanceFetch(book_version, at)

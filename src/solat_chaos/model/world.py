@@ -296,9 +296,7 @@ class World:
             reference = getattr(unframe(raw).record, "deal_reference", None)
         except ValueError:
             reference = None
-        if reference is not None:
-            self.reference.rotted.add(reference)
-        self.reference.book_may_lag_because(f"ledger line {line % len(lines)} rotted")
+        self.reference.ledger_rotted(reference)
         self.disk.corrupt(LEDGER_PATH, offset + len(raw) // 2, byte)
 
     def rot_kill_switch_file(self, offset: int) -> None:
