@@ -1,8 +1,8 @@
 """One SimBroker seen as the `Broker` port in two ways, for contract suites.
 
 - "sim": the SimBroker itself;
-- "ig_rest": IGRestBroker → IG's REST dialect over an in-process ASGI transport → an app
-  serving the same SimBroker.
+- "ig_rest": IGRestBroker → a respx router (the seam where network faults are added) → IG's
+  REST dialect served in-process by an app around the same SimBroker.
 
 Both consume the same seams (the HTTP layer calls the sim's port methods), so a contract test
 that arms a seam, calls the port and checks the sim's ground truth gets the same answer from
@@ -23,12 +23,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
+
 from solat_chaos.broker.ig_http import (
     DEFAULT_API_KEY,
     DEFAULT_IDENTIFIER,
     DEFAULT_PASSWORD,
     SIM_BASE_URL,
-    sim_transport,
+    sim_router,
 )
 from solat_chaos.broker.ig_rest import IGRestBroker
 from solat_chaos.broker.sim import SimBroker
@@ -40,14 +42,15 @@ VIEW_NAMES = (SIM_VIEW, IG_REST_VIEW)
 
 
 def ig_rest_view(sim: SimBroker, **broker_kwargs: Any) -> IGRestBroker:
-    """IGRestBroker talking to `sim` through an in-process HTTP app. Close it with `aclose()`."""
+    """IGRestBroker talking to `sim` through respx and the in-process HTTP app. Close it with
+    `aclose()`."""
     options: dict[str, Any] = {"confirm_retry_delay": 0.0} | broker_kwargs
     return IGRestBroker(
         SIM_BASE_URL,
         api_key=DEFAULT_API_KEY,
         identifier=DEFAULT_IDENTIFIER,
         password=DEFAULT_PASSWORD,
-        transport=sim_transport(sim),
+        transport=httpx.MockTransport(sim_router(sim).async_handler),
         **options,
     )
 
