@@ -1,4 +1,5 @@
-"""Fixtures shared by every test folder."""
+"""Fixtures shared by every test folder. `sim_fs`, `sim_clock`, `sim_broker`, `engine_env` and
+the chaos fixtures come from the solat_chaos pytest plugin (`solat_chaos.chaos.plugin`)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,6 @@ def fs(request: pytest.FixtureRequest) -> Iterator[FileSystem]:
 
 
 @pytest.fixture
-def sim_fs() -> SimFileSystem:
-    return SimFileSystem()
-
-
-@pytest.fixture
 def root(fs: FileSystem, tmp_path) -> str:
     """An existing, empty directory on `fs`."""
     if isinstance(fs, SimFileSystem):
@@ -36,5 +32,6 @@ def root(fs: FileSystem, tmp_path) -> str:
 
 
 @pytest.fixture
-def clock() -> SimClock:
-    return SimClock()
+def clock(sim_clock: SimClock) -> SimClock:
+    """The chaos plugin's `sim_clock`, under the short name the unit tests use."""
+    return sim_clock

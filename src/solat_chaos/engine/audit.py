@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from solat_chaos.engine.records import TERMINAL, InDoubt, Intent, Record
+from solat_chaos.engine.records import TERMINAL, Intent, Record
 
 
 class AuditTrail:
@@ -11,26 +11,27 @@ class AuditTrail:
     def __init__(self) -> None:
         self.intents: dict[str, Intent] = {}
         self.outcomes: dict[str, Record] = {}
-        self.in_doubt: dict[str, InDoubt] = {}
         self.references: set[str] = set()
+        # Kept as records arrive: it is read on every order and every reconcile.
+        self._unresolved: dict[str, Intent] = {}
 
     def apply(self, record: Record) -> None:
         reference = getattr(record, "deal_reference", None)
-        if reference is not None:
-            self.references.add(reference)
-        match record:
-            case Intent():
-                self.intents.setdefault(record.deal_reference, record)
-            case InDoubt():
-                if record.deal_reference not in self.outcomes:
-                    self.in_doubt[record.deal_reference] = record
-            case _ if isinstance(record, TERMINAL) and record.deal_reference in self.intents:
-                self.outcomes.setdefault(record.deal_reference, record)
-                self.in_doubt.pop(record.deal_reference, None)
+        if reference is None:
+            return
+        self.references.add(reference)
+        if isinstance(record, Intent):
+            if reference not in self.intents:
+                self.intents[reference] = record
+                if reference not in self.outcomes:
+                    self._unresolved[reference] = record
+        elif isinstance(record, TERMINAL) and reference in self.intents:
+            self.outcomes.setdefault(reference, record)
+            self._unresolved.pop(reference, None)
 
     def unresolved(self) -> list[Intent]:
         """Intents with no terminal outcome, oldest first."""
-        return [i for ref, i in self.intents.items() if ref not in self.outcomes]
+        return list(self._unresolved.values())
 
     def has_outcome(self, deal_reference: str) -> bool:
         return deal_reference in self.outcomes

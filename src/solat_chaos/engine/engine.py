@@ -81,7 +81,6 @@ class Engine:
             on_book_change=self.balance.fill_happened,
         )
         self.reconciled = False
-        self.stream_last_message: float | None = None
 
     @classmethod
     def open(
@@ -161,8 +160,6 @@ class Engine:
             "broker": None if self.link.last_ok is None else now - self.link.last_ok,
             "balance": None if self.balance.view() is None else self.balance.age,
         }
-        if self.stream_last_message is not None:
-            ages["stream"] = now - self.stream_last_message
         stale = stale_ages(ages, self.config.health)
         status = self.trading_status()
         reasons = [f"{name} stale" for name, is_stale in stale.items() if is_stale]

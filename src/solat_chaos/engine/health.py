@@ -10,7 +10,6 @@ import attrs
 @attrs.frozen
 class HealthThresholds:
     broker: float = 30.0  # seconds since the broker last answered
-    stream: float = 15.0  # seconds since the trade stream last spoke
     balance: float = 60.0  # seconds since the balance was fetched
 
 

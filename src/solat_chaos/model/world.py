@@ -52,7 +52,7 @@ MODEL_CONFIG = EngineConfig(
         max_orders_per_hour=6,
         margin_per_unit=100.0,
     ),
-    health=HealthThresholds(broker=30.0, stream=15.0, balance=60.0),
+    health=HealthThresholds(broker=30.0, balance=60.0),
     read_attempts=3,
     snapshot_max_pending=2,
     snapshot_flush_every=1,

@@ -1,0 +1,313 @@
+"""The `solat-chaos` command.
+
+    solat-chaos explore [--profile P] [--machine NAME]... [--max-examples N] [--minutes M]
+                        [--seed S] [--workers N] [--failures-dir D]
+    solat-chaos replay ARTIFACT
+    solat-chaos serve-broker [--host H] [--port P]
+
+explore runs the state machines on the embedded simulated broker and file system (nothing to
+configure), shows a progress bar on stderr and ends with a verdict table on stdout: per
+machine the examples, steps and invariant checks run and the failures found, each with its
+artifact's replay command. Exit status: 0 when every invariant held, 1 when a failure was
+found, 2 when it could not run (bad option, profile, machine name or database, or a machine
+that broke without a reproducible example).
+
+replay re-runs an artifact's example exactly (see `model.replay`): exit 1 while it fails,
+0 once it passes, 2 when it cannot be replayed. A different commit is reported, not refused.
+
+serve-broker serves a fresh SimBroker in IG's REST dialect until interrupted.
+
+`main(argv, machines=..., initializer=...)` lets a test or a script under tests/ run explore
+and replay on machines of its own (with a planted bug, say); the installed command runs the
+project's MACHINES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from hypothesis.errors import InvalidArgument
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from solat_chaos.chaos.profiles import DatabaseError
+from solat_chaos.model.artifacts import ArtifactError, read, replay_command
+from solat_chaos.model.catalogue import Machines, NoMachines
+from solat_chaos.model.explore import (
+    Batch,
+    BatchResult,
+    ExploreOptions,
+    ExploreReport,
+    Listener,
+    UnknownMachine,
+    explore,
+)
+from solat_chaos.model.replay import FAILS, PASSES, replay
+
+OK, FAILED, CANNOT_RUN = 0, 1, 2
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    machines: Machines | None = None,
+    initializer: Callable[[], object] | None = None,
+) -> int:
+    """Run the command in `argv` (default: sys.argv); the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "explore":
+        return _explore(args, machines, initializer)
+    if args.command == "replay":
+        return _replay(args, machines)
+    return _serve_broker(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="solat-chaos", description="Explore and replay the SOLAT core's state machines."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "explore",
+        help="run the state machines for a budget; exit 0 only if every invariant held",
+        description="Run the state machines on the simulated broker and file system. "
+        "The example database is SOLAT_CHAOS_DB (a directory or redis:// URL; "
+        "default .hypothesis/examples).",
+    )
+    run.add_argument(
+        "--profile",
+        help="Hypothesis profile: ci, dev, nightly (default: $SOLAT_CHAOS_PROFILE or ci)",
+    )
+    run.add_argument(
+        "--machine",
+        action="append",
+        dest="machines",
+        metavar="NAME",
+        help="only this machine (repeatable; default: all)",
+    )
+    run.add_argument(
+        "--max-examples",
+        type=_positive_int,
+        metavar="N",
+        help="examples per machine (per round with --minutes; default: the profile's)",
+    )
+    run.add_argument(
+        "--minutes",
+        type=_positive_float,
+        metavar="M",
+        help="keep starting new rounds until M minutes have passed",
+    )
+    run.add_argument(
+        "--seed", type=int, metavar="S", help="seed of the whole run (default: random, printed)"
+    )
+    run.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N", help="parallel processes"
+    )
+    run.add_argument(
+        "--failures-dir",
+        type=Path,
+        default=Path("failures"),
+        metavar="D",
+        help="where failure artifacts go (default: ./failures)",
+    )
+
+    again = commands.add_parser("replay", help="re-run a failure artifact's example exactly")
+    again.add_argument("artifact", type=Path, metavar="ARTIFACT")
+
+    serve = commands.add_parser(
+        "serve-broker", help="serve a SimBroker in IG's REST dialect (foreground)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8766)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+# ---------------------------------------------------------------------------- explore
+
+
+def _explore(
+    args: argparse.Namespace,
+    machines: Machines | None,
+    initializer: Callable[[], object] | None,
+) -> int:
+    out, err = _console(), Console(stderr=True, soft_wrap=True)
+    options = ExploreOptions(
+        profile=args.profile,
+        machines=tuple(args.machines or ()),
+        max_examples=args.max_examples,
+        minutes=args.minutes,
+        seed=args.seed if args.seed is not None else random.SystemRandom().randrange(2**32),
+        workers=args.workers,
+        failures_dir=args.failures_dir,
+    )
+    progress = _Progress(err)
+    try:
+        with progress.bar:
+            report = explore(options, machines=machines, initializer=initializer, listener=progress)
+    except (UnknownMachine, InvalidArgument, DatabaseError, NoMachines, BrokenProcessPool) as exc:
+        err.print(f"[red]solat-chaos explore:[/] {escape(str(exc))}", highlight=False)
+        return CANNOT_RUN
+    out.print(_verdict_table(report))
+    _print_verdict(out, report, options)
+    if report.ok:
+        return OK
+    failed = any(tally.failures for tally in report.tallies.values())
+    return FAILED if failed else CANNOT_RUN
+
+
+def _console() -> Console:
+    console = Console()
+    # Off a terminal (a CI log, a pipe) rich would assume 80 columns and fold every replay
+    # command in the table; the table takes only the width it needs.
+    return console if console.is_terminal else Console(width=200)
+
+
+class _Progress(Listener):
+    """A progress bar of batches on stderr, and a line for each failure as it is found."""
+
+    def __init__(self, console: Console) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]explore[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("batches"),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            transient=True,
+        )
+        self.task = self.bar.add_task("", total=None)
+        self.running: Counter[str] = Counter()
+
+    def planned(self, batches: int | None) -> None:
+        self.bar.update(self.task, total=batches)
+
+    def started(self, batch: Batch) -> None:
+        self.running[batch.machine] += 1
+        self._describe()
+
+    def finished(self, result: BatchResult) -> None:
+        self.running[result.batch.machine] -= 1
+        self.bar.update(self.task, advance=1)
+        self._describe()
+        for failure in result.failures:
+            self.bar.console.print(
+                f"[red]FAILED[/] {result.batch.machine}: {failure.invariant} -> "
+                f"{escape(str(failure.artifact))}"
+            )
+
+    def _describe(self) -> None:
+        running = sorted(name for name, count in self.running.items() if count > 0)
+        self.bar.update(self.task, description=f"running {', '.join(running)}")
+
+
+def _verdict_table(report: ExploreReport) -> Table:
+    table = Table(title=f"solat-chaos explore: profile {report.profile}, seed {report.seed}")
+    table.add_column("machine")
+    table.add_column("examples", justify="right")
+    table.add_column("steps", justify="right")
+    table.add_column("invariants checked", justify="right")
+    table.add_column("rules fired", justify="right")
+    table.add_column("failures", overflow="fold")
+    for tally in report.tallies.values():
+        lines = [
+            f"[red]{f.invariant}[/]: {escape(replay_command(f.artifact))}"
+            for f in tally.failures.values()
+        ]
+        lines += [f"[red]error[/]: {escape(error)}" for error in tally.errors]
+        table.add_row(
+            tally.name,
+            str(tally.examples),
+            str(tally.steps),
+            str(tally.invariant_checks),
+            str(len(tally.rules)),
+            "\n".join(lines) or "[green]none[/]",
+        )
+    return table
+
+
+def _print_verdict(out: Console, report: ExploreReport, options: ExploreOptions) -> None:
+    # Plain lines as well as the table: a replay command must survive a narrow terminal.
+    for tally in report.tallies.values():
+        for failure in tally.failures.values():
+            out.print(
+                f"FAILED {tally.name} {failure.invariant}: {replay_command(failure.artifact)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    verdict = "every invariant held" if report.ok else "invariants failed"
+    out.print(
+        f"{verdict} ({report.seconds:.1f}s, --workers {options.workers}); "
+        f"rerun with --seed {report.seed}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+# ---------------------------------------------------------------------------- replay
+
+
+def _replay(args: argparse.Namespace, machines: Machines | None) -> int:
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        artifact = read(args.artifact)
+        result = replay(artifact, machines)
+    except (ArtifactError, NoMachines) as exc:
+        err.print(f"[red]solat-chaos replay:[/] {escape(str(exc))}")
+        return CANNOT_RUN
+    out.print(
+        f"replaying {args.artifact}: {artifact.invariant} on machine {artifact.machine}",
+        markup=False,
+    )
+    for warning in result.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
+    if result.verdict == FAILS:
+        assert result.failure is not None
+        out.print(result.failure.steps, markup=False)
+        err.print(result.failure.traceback, markup=False)
+        out.print(f"[red]FAILS[/] {escape(result.detail)}")
+        return FAILED
+    if result.verdict == PASSES:
+        out.print(f"[green]PASSES[/] {escape(result.detail)}")
+        return OK
+    out.print(f"[red]CANNOT REPLAY[/] {escape(result.detail)}")
+    return CANNOT_RUN
+
+
+# ---------------------------------------------------------------------------- serve-broker
+
+
+def _serve_broker(args: argparse.Namespace) -> int:
+    # Imported here: the web stack (starlette, uvicorn) is this command's alone.
+    from solat_chaos.broker.ig_http import serve_broker
+
+    serve_broker(args.host, args.port)
+    return OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Run one state machine once, seeded or replaying one example, and describe its failures.
+
+`run_machine(cls, settings, seed=...)` runs `cls` through Hypothesis'
+`run_state_machine_as_test` with the machine class itself as the factory, so the example
+database key is the one `cls.TestCase` uses under pytest: explore, pytest and every process
+sharing the database see the same stored failures. `seed` and `reproduce` are applied with
+Hypothesis' public `@seed` / `@reproduce_failure` decorators, which state machine classes
+accept; the class is restored afterwards.
+
+A failure is an exception carrying the `@reproduce_failure` line Hypothesis adds when
+`print_blob` is on; it becomes a `Failure` with the invariant name, the evidence, the blob and
+the shrunk steps as the code Hypothesis printed. Any other exception (a broken machine
+definition, an unreachable database, ...) propagates: nothing was checked. Nothing is printed.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import attrs
+from hypothesis import reproduce_failure as hypothesis_reproduce_failure
+from hypothesis import seed as hypothesis_seed
+from hypothesis import settings as Settings
+from hypothesis.errors import DidNotReproduce, Flaky, InvalidArgument
+from hypothesis.reporting import with_reporter
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
+
+from solat_chaos.model.invariants import InvariantViolation, invariant_of
+
+_BLOB = re.compile(r"@reproduce_failure\('(?P<version>[^']+)', b'(?P<blob>[^']+)'\)")
+_FIRST_STEP = "state = "
+_LAST_STEP = "state.teardown()"
+
+
+@attrs.frozen
+class Failure:
+    """One failing example, shrunk."""
+
+    invariant: str  # a name from model.invariants, ENGINE_RAISED for any other exception
+    evidence: str
+    message: str  # "<ExceptionType>: <str(exception)>"
+    hypothesis_version: str  # the version the blob belongs to
+    blob: str  # what @reproduce_failure(hypothesis_version, blob) needs, as ASCII
+    steps: str  # the example as Python code, one statement a line
+    traceback: str
+
+
+def run_machine(
+    machine_cls: type[RuleBasedStateMachine],
+    settings: Settings,
+    *,
+    seed: int | None = None,
+    reproduce: tuple[str, str] | None = None,
+) -> list[Failure]:
+    """Run `machine_cls` once under `settings`; the failures Hypothesis reports (empty when
+    every invariant held). An exception with no reproducible example in it (the run itself
+    went wrong) is re-raised as it is.
+
+    `reproduce=(hypothesis_version, blob)` runs that one example only: any exception it raises
+    is its failure; Hypothesis raises DidNotReproduce when it passes (or no longer fits the
+    machine) and InvalidArgument when `hypothesis_version` is not the installed one."""
+    decorators = []
+    if seed is not None:
+        decorators.append(hypothesis_seed(seed))
+    if reproduce is not None:
+        version, blob = reproduce
+        decorators.append(hypothesis_reproduce_failure(version, blob.encode("ascii")))
+    # Hypothesis prints the steps of a reproduced example through its reporter; elsewhere it
+    # attaches them to the exception. Either way nothing goes to stdout.
+    reported: list[str] = []
+    with _decorated(machine_cls, decorators), with_reporter(reported.append):
+        try:
+            run_state_machine_as_test(machine_cls, settings=settings)
+        except (DidNotReproduce, InvalidArgument):
+            raise
+        except Exception as exc:
+            if reproduce is not None:
+                return [_failure(exc, *reproduce, steps_of(reported))]
+            failures = failures_of(exc)
+            if not failures:
+                raise
+            return failures
+    return []
+
+
+def failures_of(error: BaseException) -> list[Failure]:
+    """The failures in what a Hypothesis run raised, one per distinct bug it reported with a
+    `@reproduce_failure` line; empty when it reported none (the run itself went wrong)."""
+    if isinstance(error, BaseExceptionGroup) and not isinstance(error, Flaky):
+        return [failure for inner in error.exceptions for failure in failures_of(inner)]
+    notes = getattr(error, "__notes__", [])
+    found = next(filter(None, map(_BLOB.search, notes)), None)
+    if found is None:
+        return []
+    return [_failure(error, found["version"], found["blob"], steps_of(notes))]
+
+
+def steps_of(lines: list[str]) -> str:
+    """The state machine program among Hypothesis' report lines: `state = X()` through
+    `state.teardown()`."""
+    start = next((i for i, line in enumerate(lines) if line.startswith(_FIRST_STEP)), None)
+    if start is None:
+        return ""
+    end = next((i for i in range(start, len(lines)) if lines[i] == _LAST_STEP), len(lines) - 1)
+    return "\n".join(lines[start : end + 1])
+
+
+def _failure(error: BaseException, version: str, blob: str, steps: str) -> Failure:
+    # A flaky failure wraps the exception(s) seen on the first run: name their invariant.
+    cause = error.exceptions[0] if isinstance(error, BaseExceptionGroup) else error
+    return Failure(
+        invariant=invariant_of(cause),
+        evidence=_evidence(cause),
+        message=f"{type(error).__name__}: {error}",
+        hypothesis_version=version,
+        blob=blob,
+        steps=steps,
+        traceback="".join(traceback.format_exception(error)),
+    )
+
+
+def _evidence(error: BaseException) -> str:
+    if isinstance(error, InvariantViolation):
+        return error.evidence
+    name = invariant_of(error)
+    text = str(error)
+    if text.startswith(f"{name}:"):
+        return text[len(name) + 1 :].strip()
+    return f"{type(error).__name__}: {text}"
+
+
+@contextmanager
+def _decorated(machine_cls: type, decorators: list) -> Iterator[None]:
+    """Apply class decorators for the duration, then restore the class exactly: the same
+    class object is shared with pytest and later runs in this process."""
+    before = dict(vars(machine_cls))
+    for decorate in decorators:
+        decorate(machine_cls)
+    try:
+        yield
+    finally:
+        for name in set(vars(machine_cls)) - set(before):
+            delattr(machine_cls, name)
+        for name, value in before.items():
+            if vars(machine_cls).get(name) is not value:
+                setattr(machine_cls, name, value)

@@ -1,0 +1,329 @@
+"""explore and replay, on the toy machines: a planted bug is found, written as an artifact and
+replayed exactly until it is fixed; a correct machine passes; seeds and workers behave."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import hypothesis
+import pytest
+
+import solat_chaos
+from solat_chaos import cli
+from solat_chaos.model import artifacts
+from solat_chaos.model.explore import BATCH_EXAMPLES, ExploreOptions, Plan, explore
+from solat_chaos.model.invariants import RISK_LIMITS
+from tests.unit import toy_machines
+from tests.unit.toy_machines import TOY_MACHINES, ToyBankMachine, plant_overdraft_bug
+
+REPO = Path(__file__).resolve().parents[2]
+SEED = "20251125"
+
+
+@pytest.fixture(autouse=True)
+def own_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh example database per test: no test replays another's failures."""
+    db = tmp_path / "db"
+    monkeypatch.setenv("SOLAT_CHAOS_DB", str(db))
+    monkeypatch.delenv("SOLAT_CHAOS_PROFILE", raising=False)
+    return db
+
+
+@pytest.fixture
+def bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(toy_machines, "OVERDRAFT_BUG", True)
+
+
+def run_cli(*argv: str) -> int:
+    return cli.main(list(argv), machines=TOY_MACHINES)
+
+
+def explore_toys(failures: Path, *extra: str) -> int:
+    return run_cli("explore", "--seed", SEED, "--failures-dir", str(failures), *extra)
+
+
+def the_artifact(failures: Path) -> Path:
+    (path,) = failures.glob("*.json")
+    return path
+
+
+@pytest.fixture
+def found(bug: None, tmp_path: Path) -> Path:
+    """The artifact explore writes for the planted bug."""
+    assert explore_toys(tmp_path / "failures", "--machine", "bank") == cli.FAILED
+    return the_artifact(tmp_path / "failures")
+
+
+# ------------------------------------------------------------------------ explore
+
+
+def test_explore_finds_the_planted_bug_and_writes_an_artifact(
+    bug: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert explore_toys(tmp_path / "failures") == cli.FAILED
+
+    path = the_artifact(tmp_path / "failures")
+    assert path.name.startswith(f"{RISK_LIMITS}-")
+    data = json.loads(path.read_text())
+    assert data["invariant"] == RISK_LIMITS
+    assert data["machine"] == "bank"
+    assert data["machine_class"] == "tests.unit.toy_machines:ToyBankMachine"
+    assert isinstance(data["seed"], int)
+    assert data["profile"] == "ci"
+    assert data["hypothesis_version"] == hypothesis.__version__
+    assert data["solat_chaos_version"] == solat_chaos.__version__
+    assert data["git_commit"] == artifacts.current_commit()
+    assert data["reproduce_decorator"] == (
+        f"@reproduce_failure({hypothesis.__version__!r}, {data['reproduce_blob'].encode()!r})"
+    )
+    # Shrunk: one withdrawal from an empty account, as code.
+    assert data["steps"].splitlines()[0] == "state = ToyBankMachine()"
+    assert "state.withdraw(amount=1)" in data["steps"].splitlines()
+    assert data["steps"].splitlines()[-1] == "state.teardown()"
+    assert "below 0" in data["evidence"]
+
+    out = capsys.readouterr().out
+    assert f"solat-chaos replay {path}" in out
+    assert "bank" in out and "queue" in out
+
+
+def test_explore_exits_0_when_every_invariant_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert explore_toys(tmp_path / "failures") == cli.OK
+    assert not (tmp_path / "failures").exists()
+    assert "every invariant held" in capsys.readouterr().out
+
+
+def test_explore_counts_what_the_machines_report(tmp_path: Path) -> None:
+    report = explore(
+        ExploreOptions(seed=1, max_examples=30, failures_dir=tmp_path), machines=TOY_MACHINES
+    )
+    assert report.ok
+    for tally in report.tallies.values():
+        assert tally.batches == 2  # 30 examples: a batch of 25 and one of 5
+        assert tally.examples >= 30
+        assert tally.steps > tally.examples
+        # An invariant check after construction and after every step.
+        assert tally.invariant_checks == tally.examples + tally.steps
+    assert set(report.tallies["bank"].rules) == {"deposit", "withdraw"}
+
+
+def test_the_same_seed_explores_the_same_examples(bug: None, tmp_path: Path) -> None:
+    # Separate databases: the second run must not just replay the first one's failure.
+    runs = []
+    for name in ("first", "second"):
+        options = ExploreOptions(
+            seed=7, failures_dir=tmp_path / name, database=str(tmp_path / name / "db")
+        )
+        report = explore(options, machines=TOY_MACHINES)
+        runs.append((report, artifacts.read(the_artifact(tmp_path / name))))
+    (first, first_artifact), (second, second_artifact) = runs
+    assert first_artifact.file_name == second_artifact.file_name
+    assert first_artifact.seed == second_artifact.seed
+    assert first_artifact.reproduce_blob == second_artifact.reproduce_blob
+    assert first.tallies["queue"].steps == second.tallies["queue"].steps
+
+
+def test_parallel_runs_with_one_seed_explore_the_same_examples(tmp_path: Path) -> None:
+    def run(workers: int, name: str):
+        options = ExploreOptions(
+            seed=3, max_examples=50, workers=workers, database=str(tmp_path / name)
+        )
+        report = explore(options, machines=TOY_MACHINES)
+        assert report.ok
+        return {name: (t.batches, t.examples, t.steps) for name, t in report.tallies.items()}
+
+    in_process, two, three = run(1, "one"), run(2, "two"), run(3, "three")
+    # The plan (batches, their seeds) is the same at any parallelism, and spawned workers
+    # generate alike whichever batches they get. (This process may generate a little
+    # differently: Hypothesis also draws on constants from the modules it has loaded.)
+    assert two == three
+    assert {name: batches for name, (batches, _, _) in in_process.items()} == {
+        name: batches for name, (batches, _, _) in two.items()
+    }
+
+
+def test_workers_run_the_initializer_that_plants_the_bug(tmp_path: Path) -> None:
+    report = explore(
+        ExploreOptions(seed=3, workers=2, failures_dir=tmp_path),
+        machines=TOY_MACHINES,
+        initializer=plant_overdraft_bug,
+    )
+    assert not report.ok
+    assert {f.invariant for f in report.tallies["bank"].failures.values()} == {RISK_LIMITS}
+    assert not report.tallies["queue"].failed
+    # Spawned: this process never had the bug.
+    assert toy_machines.OVERDRAFT_BUG is False
+
+
+def test_minutes_bound_the_run_and_start_at_least_one_batch(tmp_path: Path) -> None:
+    report = explore(
+        ExploreOptions(seed=5, minutes=1e-9, failures_dir=tmp_path), machines=TOY_MACHINES
+    )
+    assert report.ok
+    assert sum(tally.batches for tally in report.tallies.values()) == 1
+
+
+def test_explore_leaves_the_machine_class_as_it_found_it(bug: None, tmp_path: Path) -> None:
+    before = set(vars(ToyBankMachine))
+    explore_toys(tmp_path / "failures", "--machine", "bank")
+    assert set(vars(ToyBankMachine)) == before
+
+
+def test_the_plan_goes_round_robin_and_prefers_machines_no_worker_is_running() -> None:
+    plan = Plan(("a", "b"), 2 * BATCH_EXAMPLES + 1, 9)
+    assert plan.batches_a_round == 6
+    first = plan.take()
+    assert (first.machine, first.index, first.max_examples) == ("a", 0, BATCH_EXAMPLES)
+    second = plan.take(busy={"a"})
+    assert (second.machine, second.index) == ("b", 0)
+    # Only a's and b's batches left, both busy: take the next anyway rather than idle.
+    third = plan.take(busy={"a", "b"})
+    assert (third.machine, third.index) == ("a", 1)
+    assert len({first.seed, second.seed, third.seed}) == 3
+
+
+def test_the_plan_drops_failed_machines_and_ends() -> None:
+    plan = Plan(("a", "b"), 2 * BATCH_EXAMPLES, 9, rounds=None)
+    plan.drop("a")
+    assert {plan.take().machine for _ in range(5)} == {"b"}  # rounds go on without a
+    plan.drop("b")
+    assert plan.take() is None
+
+
+def test_the_plan_ends_at_its_deadline_after_one_batch() -> None:
+    plan = Plan(("a",), BATCH_EXAMPLES, 9, rounds=None, deadline=0.0)
+    assert plan.take() is not None
+    assert plan.take() is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--machine", "nope"], "no machine named 'nope' (machines: bank, queue)"),
+        (["--profile", "nope"], "unknown Hypothesis profile 'nope'"),
+    ],
+)
+def test_explore_refuses_bad_options_in_one_line(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert explore_toys(tmp_path / "failures", *argv) == cli.CANNOT_RUN
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_explore_refuses_an_unreachable_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SOLAT_CHAOS_DB", "redis://127.0.0.1:1/0")
+    assert explore_toys(tmp_path / "failures") == cli.CANNOT_RUN
+    err = capsys.readouterr().err
+    assert "Redis does not answer" in err
+    assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------------ replay
+
+
+def test_replay_fails_with_the_same_invariant_while_the_bug_is_there(
+    found: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert run_cli("replay", str(found)) == cli.FAILED
+    out = capsys.readouterr().out
+    assert f"FAILS {RISK_LIMITS}: balance -1 below 0" in out
+    assert "state.withdraw(amount=1)" in out
+    assert "warning" not in out
+
+
+def test_replay_passes_once_the_bug_is_fixed(
+    found: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(toy_machines, "OVERDRAFT_BUG", False)
+    capsys.readouterr()
+    assert run_cli("replay", str(found)) == cli.OK
+    assert f"PASSES the example ran to its end and every invariant held ({RISK_LIMITS}" in (
+        capsys.readouterr().out
+    )
+
+
+def rewrite(path: Path, **changes: object) -> None:
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def test_replay_from_another_commit_says_so_and_replays(
+    found: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rewrite(found, git_commit="0" * 40)
+    capsys.readouterr()
+    assert run_cli("replay", str(found)) == cli.FAILED
+    out = capsys.readouterr().out
+    assert f"warning: the artifact was made at commit {'0' * 40}" in out
+    assert f"FAILS {RISK_LIMITS}" in out
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"hypothesis_version": "0.0.1"}, "pip install hypothesis==0.0.1"),
+        ({"machine": "gone"}, "no machine named 'gone'"),
+        ({"reproduce_blob": "!!!"}, "the reproduce blob is unusable"),
+    ],
+)
+def test_replay_says_why_it_cannot_replay(
+    found: Path, changes: dict, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rewrite(found, **changes)
+    capsys.readouterr()
+    assert run_cli("replay", str(found)) == cli.CANNOT_RUN
+    assert message in capsys.readouterr().out
+
+
+def test_replay_refuses_a_file_that_is_not_an_artifact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "x.json").write_text("{}")
+    assert run_cli("replay", str(tmp_path / "x.json")) == cli.CANNOT_RUN
+    assert "not a solat-chaos failure artifact" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ as a command
+
+
+def toy_cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "tests.unit.toy_cli", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_command_explores_and_replays_in_fresh_processes(tmp_path: Path) -> None:
+    explored = toy_cli("--bug", "explore", "--seed", SEED, "--workers", "2", cwd=tmp_path)
+    assert explored.returncode == cli.FAILED, explored.stderr
+    # Two workers may both have been running the bank machine when it failed: one artifact
+    # each, both the same bug.
+    paths = sorted((tmp_path / "failures").glob("*.json"))
+    assert paths and all(path.name.startswith(f"{RISK_LIMITS}-") for path in paths)
+    path = paths[0]
+    assert f"solat-chaos replay {path.relative_to(tmp_path)}" in explored.stdout
+
+    still = toy_cli("--bug", "replay", str(path), cwd=tmp_path)
+    assert still.returncode == cli.FAILED, still.stderr
+    assert f"FAILS {RISK_LIMITS}" in still.stdout
+
+    fixed = toy_cli("replay", str(path), cwd=tmp_path)
+    assert fixed.returncode == cli.OK, fixed.stderr
+    assert "PASSES" in fixed.stdout
