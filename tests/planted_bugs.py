@@ -265,3 +265,8 @@ def planted(name: str) -> Iterator[Bug]:
     with pytest.MonkeyPatch.context() as mp:
         bug.apply(mp)
         yield bug
+
+
+def plant(name: str) -> None:
+    """Apply bug `name` for the rest of this process (a worker process's initializer)."""
+    BUGS[name].apply(pytest.MonkeyPatch())

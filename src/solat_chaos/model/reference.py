@@ -61,6 +61,9 @@ class Reference:
         # Why the book may differ from the broker since the last converged reconcile: events
         # at the broker the engine cannot have seen, or knowledge it lost (rot, a crash).
         self.book_may_lag: list[str] = []
+        # A confirm named a deal id that is not the order's: until a reconcile converges the
+        # engine may hold the wrong positions, and no limit it enforces can be trusted.
+        self.broker_misattributed_a_deal = False
 
     # -- processes ---------------------------------------------------------------------
 
@@ -134,8 +137,13 @@ class Reference:
     def book_may_lag_because(self, what: str) -> None:
         self.book_may_lag.append(what)
 
+    def deal_misattributed(self, what: str) -> None:
+        self.broker_misattributed_a_deal = True
+        self.book_may_lag_because(what)
+
     def book_converged(self) -> None:
         self.book_may_lag.clear()
+        self.broker_misattributed_a_deal = False
 
     # -- what the caller was told --------------------------------------------------------
 

@@ -140,7 +140,7 @@ class ProcessBroker:
         if isinstance(answer, DealConfirm):
             truth = self._sim.lookup_confirm(answer.deal_reference)
             if truth is not None and truth.deal_id != answer.deal_id:
-                reference.book_may_lag_because(
+                reference.deal_misattributed(
                     f"{answer.deal_reference} was confirmed with deal id {answer.deal_id}, "
                     f"truly {truth.deal_id}"
                 )
