@@ -30,10 +30,16 @@ async def test_an_order_executed_behind_a_timeout_is_found_by_reference_once(env
     assert engine.health().in_doubt == 0
 
 
-async def test_an_order_that_never_reached_the_broker_is_resolved_rejected(env) -> None:
+async def test_an_order_the_broker_never_saw_stays_in_doubt_through_the_grace(env) -> None:
+    """A missing report is not a flat position: the request may still reach the broker, so
+    only once the grace period has passed is the order resolved as never executed."""
     engine = await env.ready_engine()
     env.fail_broker("open_position", BrokerTimeout("connect then lost"), after_execute=False)
     result = await engine.submit_order_intent(OrderIntent(EURUSD, BUY, 2.0))
+    early = await engine.reconcile()
+    assert early.ok and result.deal_reference in early.deferred
+    assert engine.health().in_doubt == 1
+    env.clock.advance(engine.config.in_doubt_grace)
     assert (await engine.reconcile()).ok
     outcome = records_of(env.fs, env.root, result.deal_reference)[-1]
     assert outcome.stage == "reconcile" and "no record" in outcome.reason

@@ -274,3 +274,22 @@ async def test_references_stay_unique_across_restarts(env) -> None:
     first = await engine.submit_order_intent(OrderIntent(EURUSD, BUY, 1.0))
     again = await env.restart().close_position(first.deal_id)
     assert again.deal_reference != first.deal_reference
+
+
+async def test_references_stay_unique_when_the_ledger_lost_its_records(sim_env) -> None:
+    """Found by the disk machine: with the ledger's lines rotted, a restarted engine reused
+    a deal reference, and the broker answered its close with the old order's confirm."""
+    engine = await sim_env.ready_engine()
+    first = await engine.submit_order_intent(OrderIntent(EURUSD, BUY, 1.0))
+    ledger = f"{sim_env.root}/ledger.jsonl"
+    for offset, _ in enumerate(sim_env.fs.read(ledger)):
+        if sim_env.fs.read(ledger)[offset : offset + 1] == b"{":
+            sim_env.fs.corrupt(ledger, offset, b"#")
+    sim_env.clock.advance(1)
+    restarted = sim_env.restart()
+    assert restarted.positions() == {}
+    assert (await restarted.reconcile()).ok  # adopts the position it forgot
+    closed = await restarted.close_position(first.deal_id)
+    assert closed.deal_reference != first.deal_reference
+    assert closed.status is OrderStatus.ACCEPTED
+    assert await sim_env.sim.positions() == []

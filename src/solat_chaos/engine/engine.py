@@ -37,6 +37,9 @@ class EngineConfig:
     reference_prefix: str = "SOLAT"
     health: HealthThresholds = HealthThresholds()
     read_attempts: int = 3
+    # How long an order's request may still reach the broker after it was sent; until then
+    # an order the broker has no record of stays in doubt.
+    in_doubt_grace: float = 60.0
     snapshot_max_pending: int = 64
     snapshot_flush_every: int = 8
 
@@ -78,6 +81,7 @@ class Engine:
             self.link,
             clock,
             self.router.in_flight,
+            in_doubt_grace=config.in_doubt_grace,
             on_book_change=self.balance.fill_happened,
         )
         self.reconciled = False

@@ -3,8 +3,9 @@
 1. Every unresolved intent (not awaiting an answer in this process) is looked up by its deal
    reference: the confirm, then the positions list.
 2. The book is diffed against the broker's positions; drift is repaired with ADOPTED,
-   CLOSED_EXTERNALLY and RESIZED records whose ids derive from the evidence, so replaying a
-   reconcile after a crash adds nothing twice.
+   CLOSED_EXTERNALLY and RESIZED records. A repair sets the book to what the broker holds,
+   so a reconcile replayed after a crash finds no drift left to repair: nothing is added
+   twice. Repair ids name kind, deal and the ledger position they were derived from.
 
 Every broker read happens before anything is written: a failed or timed-out read changes
 nothing locally (a missing answer is not a flat position). The positions list is read twice
@@ -57,8 +58,11 @@ class Reconciler:
         link: BrokerLink,
         clock: Clock,
         in_flight: set[str],
+        *,
+        in_doubt_grace: float,
         on_book_change: Callable[[], None] = lambda: None,
     ):
+        self._in_doubt_grace = in_doubt_grace
         self._on_book_change = on_book_change
         self._journal = journal
         self._link = link
@@ -88,6 +92,8 @@ class Reconciler:
             record = self._resolution(
                 intent, confirms[intent.deal_reference], broker_positions, now
             )
+            if record is None:
+                continue
             records.append(record)
             self._journal.record_outcome(record)
         repairs, deferred = self._repairs(broker_positions, changed_while_reading, now)
@@ -122,16 +128,12 @@ class Reconciler:
         confirm: DealConfirm | None,
         broker_positions: list[BrokerPosition],
         now: float,
-    ) -> Record:
+    ) -> Record | None:
+        """The outcome the broker's evidence proves, or None while it proves nothing yet."""
         reference = intent.deal_reference
-        if (
-            confirm is not None
-            and intent.action == OPEN
-            and confirm.deal_id
-            and self._journal.book.has_filled(confirm.deal_id)
-        ):
-            confirm = None  # it names a deal another order opened: not evidence for this one
-        if confirm is not None and confirm.status == ACCEPTED and confirm.deal_id:
+        if confirm is not None and not self._is_evidence_for(intent, confirm):
+            confirm = None
+        if confirm is not None and confirm.status == ACCEPTED:
             return self._fill(
                 intent, confirm.deal_id, min(confirm.size, intent.size), confirm.level, now
             )
@@ -142,9 +144,26 @@ class Reconciler:
             return self._fill(
                 intent, held[0].deal_id, min(held[0].size, intent.size), held[0].level, now
             )
+        if now - intent.at < self._in_doubt_grace:
+            # A missing report is not a flat position: the request may still be on its way.
+            return None
         return Rejected(
-            reference, "reconcile", "the broker has no record of this deal reference", now
+            reference,
+            "reconcile",
+            f"the broker has no record of this deal reference {self._in_doubt_grace:g}s on",
+            now,
         )
+
+    def _is_evidence_for(self, intent: Intent, confirm: DealConfirm) -> bool:
+        """A confirm naming another deal than the order's proves nothing about the order: an
+        opening confirm naming a deal another order opened, or a close naming another deal."""
+        if confirm.status != ACCEPTED:
+            return True
+        if not confirm.deal_id:
+            return False
+        if intent.action == OPEN:
+            return not self._journal.book.has_filled(confirm.deal_id)
+        return confirm.deal_id == intent.deal_id
 
     @staticmethod
     def _fill(
@@ -172,21 +191,27 @@ class Reconciler:
         deferred = sorted(unresolved_references | closing | changed_while_reading)
         skip = set(deferred)
         broker = {p.deal_id: p for p in broker_positions}
+        # A repair's id names its kind, its deal and the ledger it was derived from: the same
+        # record written twice (a retried write) applies once, while the same drift found
+        # again later, from a later ledger, is repaired again.
+        basis = self._journal.ledger.last_seq
         repairs: list[Record] = []
         for deal_id, position in sorted(book.positions().items()):
             if deal_id in skip:
                 continue
             theirs = broker.get(deal_id)
             if theirs is None:
-                repairs.append(ClosedExternally(f"CLOSED_EXTERNALLY:{deal_id}", deal_id, now))
+                repairs.append(
+                    ClosedExternally(f"CLOSED_EXTERNALLY:{deal_id}@{basis}", deal_id, now)
+                )
             elif (size := normal_size(theirs.size)) != position.size:
-                repairs.append(Resized(f"RESIZED:{deal_id}:{size}", deal_id, size, now))
+                repairs.append(Resized(f"RESIZED:{deal_id}@{basis}", deal_id, size, now))
         for deal_id, theirs in sorted(broker.items()):
             if deal_id in skip or theirs.deal_reference in skip or book.get(deal_id) is not None:
                 continue
             repairs.append(
                 Adopted(
-                    f"ADOPTED:{deal_id}",
+                    f"ADOPTED:{deal_id}@{basis}",
                     deal_id,
                     theirs.deal_reference,
                     theirs.epic,

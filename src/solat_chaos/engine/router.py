@@ -72,6 +72,49 @@ class OrderResult:
     outcome_durable: bool = True
 
 
+class DealReferences:
+    """Client deal references, unique across restarts even when ledger records are lost:
+    `<prefix><epoch><n>`, the epoch being this process's start in milliseconds (base 36),
+    moved past any epoch the ledger still shows, and n counting this process's orders. The
+    broker answers a reused reference with the first order's confirm, so a reference must
+    never come round again."""
+
+    EPOCH_DIGITS = 9
+    COUNT_DIGITS = 6
+
+    def __init__(self, prefix: str, started_at: float, known: set[str]) -> None:
+        self._prefix = prefix
+        seen = max((self._epoch_of(reference) for reference in known), default=-1)
+        self._epoch = max(int(started_at * 1000), seen + 1)
+        self._count = 0
+
+    def next(self) -> str:
+        self._count += 1
+        if self._count >= 10**self.COUNT_DIGITS:
+            self._epoch, self._count = self._epoch + 1, 1
+        epoch = _base36(self._epoch).rjust(self.EPOCH_DIGITS, "0")
+        return f"{self._prefix}{epoch}{self._count:0{self.COUNT_DIGITS}d}"
+
+    def _epoch_of(self, reference: str) -> int:
+        if not reference.startswith(self._prefix):
+            return -1
+        digits = reference[len(self._prefix) :][: self.EPOCH_DIGITS]
+        try:
+            return int(digits, 36)
+        except ValueError:
+            return -1
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, remainder = divmod(number, 36)
+        text = digits[remainder] + text
+        if number == 0:
+            return text
+
+
 def describe_disk_error(error: OSError) -> str:
     cause = error.__cause__ if isinstance(error.__cause__, OSError) else error
     if cause.errno == errno.ENOSPC:
@@ -99,11 +142,10 @@ class Router:
         self._clock = clock
         self.epics = epics
         self.limits = limits
-        self._prefix = reference_prefix
         self._trading_status = trading_status
         self._on_fill = on_fill
         self.in_flight: set[str] = set()
-        self._issued = max((self._number(ref) for ref in journal.audit.references), default=0)
+        self._references = DealReferences(reference_prefix, clock.now(), journal.audit.references)
         self._opening_times = sorted(
             i.at for i in journal.audit.intents.values() if i.action == OPEN
         )
@@ -111,7 +153,7 @@ class Router:
     # -- opening -----------------------------------------------------------------------
 
     async def submit_order_intent(self, intent: OrderIntent) -> OrderResult:
-        reference = self._next_reference()
+        reference = self._references.next()
         if problem := self._invalid(intent):
             return self._reject(reference, "validation", f"invalid {problem}")
         if refusal := self._trading_status().refuses_opening():
@@ -153,7 +195,7 @@ class Router:
     async def close_position(self, deal_id: str, size: float | None = None) -> OrderResult:
         """Close `size` of a position (all of it when None). Reduces risk, so it is allowed
         while the kill switch is on or the engine is REDUCING, but not while HALTED."""
-        reference = self._next_reference()
+        reference = self._references.next()
         position = self._journal.book.get(deal_id) if isinstance(deal_id, str) else None
         if position is None:
             return self._reject(
@@ -328,13 +370,3 @@ class Router:
             for i in self._journal.audit.unresolved()
             if i.action == CLOSE and i.deal_id == deal_id
         )
-
-    def _next_reference(self) -> str:
-        self._issued += 1
-        return f"{self._prefix}{self._issued:08d}"
-
-    def _number(self, reference: str) -> int:
-        suffix = reference.removeprefix(self._prefix)
-        if suffix == reference or not suffix.isdigit():
-            return 0
-        return int(suffix)

@@ -110,33 +110,34 @@ def check_no_silent_loss(world) -> None:
         )
 
 
-def check_book_matches_broker(world) -> None:
-    """CONVERGENCE, continuously: while nothing is in flight and nothing happened at the
-    broker that the engine could not see, the local book is the broker's."""
-    reference = world.reference
-    if reference.book_may_lag or world.running() or world.sim.pending:
-        return
+def _book_differs(world, invariant: str, circumstance: str) -> None:
+    """Raise `invariant` if the local book is not the broker's, saying in what circumstance."""
     local, broker = world.local_positions(), world.broker_positions()
     if local != broker:
         _violated(
-            CONVERGENCE,
-            f"local book {local} differs from the broker's {broker} with nothing in flight "
-            "and no unseen broker event",
+            invariant, f"local book {local} differs from the broker's {broker} {circumstance}"
         )
+
+
+def _quiet(world) -> bool:
+    """Nothing in flight: no task running, no request held at the broker."""
+    return not world.running() and not world.sim.pending
+
+
+def check_book_matches_broker(world) -> None:
+    """CONVERGENCE, continuously: while nothing is in flight and nothing happened at the
+    broker that the engine could not see, the local book is the broker's."""
+    if _quiet(world) and not world.reference.book_may_lag:
+        _book_differs(world, CONVERGENCE, "with nothing in flight and no unseen broker event")
 
 
 def check_converged_after_reconcile(world, report) -> None:
     """CONVERGENCE: after a reconcile that succeeded, ran alone and deferred nothing, local
     positions equal the broker's."""
-    if not report.ok or report.deferred or world.running() or world.sim.pending:
+    if not report.ok or report.deferred or not _quiet(world):
         return
-    local, broker = world.local_positions(), world.broker_positions()
-    if local != broker:
-        _violated(
-            CONVERGENCE,
-            f"reconcile reported success but local {local} differs from broker {broker}; "
-            f"it wrote {[type(r).__name__ for r in report.records]}",
-        )
+    written = [type(r).__name__ for r in report.records]
+    _book_differs(world, CONVERGENCE, f"after a reconcile reported success (it wrote {written})")
     world.reference.book_converged()
 
 
@@ -328,9 +329,7 @@ def check_liveness(world) -> None:
     has one terminal outcome, halt cleared unless the kill switch is on (or an operator
     halted it), and the ledger recovers cleanly."""
     engine = world.engine
-    local, broker = world.local_positions(), world.broker_positions()
-    if local != broker:
-        _violated(LIVENESS, f"after healing, local {local} differs from broker {broker}")
+    _book_differs(world, LIVENESS, "after healing")
     if engine.journal.pending:
         _violated(LIVENESS, f"{len(engine.journal.pending)} outcome(s) still pending after healing")
     unresolved = [i.deal_reference for i in engine.journal.audit.unresolved()]

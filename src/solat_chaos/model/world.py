@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from solat_chaos.broker.sim import SimBroker
+from solat_chaos.broker.sim import ORDER_METHODS, SimBroker
 from solat_chaos.chaos.sim_filesystem import SimFileSystem
 from solat_chaos.engine.broker import (
     Account,
@@ -57,6 +57,9 @@ MODEL_CONFIG = EngineConfig(
     snapshot_max_pending=2,
     snapshot_flush_every=1,
 )
+
+# A restart takes time; the engine's deal references rely on its clock moving on.
+RESTART_SECONDS = 1.0
 
 # Yields of the event loop after which tasks that are still running are waiting on a held
 # broker request. Each broker call takes a few yields; a read retries at most 3 times.
@@ -200,6 +203,7 @@ class World:
         self.disk.crash(torn_bytes=torn_bytes)
         ledger = self.disk.durable_bytes(LEDGER_PATH) or b""
         self.restarts += 1
+        self.clock.advance(RESTART_SECONDS)
         self.engine = self._open_engine()
         return ledger
 
@@ -241,16 +245,28 @@ class World:
     # -- the broker ----------------------------------------------------------------------
 
     def release(self, index: int) -> None:
-        self.sim.release(index)
+        if self._too_late(index):
+            self.sim.time_out(index, executed=False)
+        else:
+            self.sim.release(index)
         self.settle()
 
     def release_all(self) -> None:
-        self.sim.release_all()
-        self.settle()
+        while self.sim.pending:
+            self.release(0)
 
     def time_out(self, index: int, *, executed: bool) -> None:
-        self.sim.time_out(index, executed=executed)
+        self.sim.time_out(index, executed=executed and not self._too_late(index))
         self.settle()
+
+    def _too_late(self, index: int) -> bool:
+        """The model's one assumption about the network: an order request reaches the broker
+        within the engine's in-doubt grace period or never (it dies with its connection)."""
+        held = self.sim.pending[index]
+        if held.kind not in ORDER_METHODS:
+            return False
+        sent_at = self.sim.requests[held.seq - 1].at
+        return self.clock.now() - sent_at >= self.config.in_doubt_grace
 
     def close_externally(self, deal_id: str, fraction: float) -> None:
         position = next((p for p in self.sim.snapshot_positions() if p.deal_id == deal_id), None)
@@ -309,9 +325,12 @@ class World:
             self.reference.kill_switch_file_garbled = True
 
     def heal(self) -> None:
-        """Lift every fault and answer every held request: the start of the heal phase."""
+        """Lift every fault, answer every held request, and let the in-doubt grace pass:
+        the start of the heal phase."""
         self.heal_disk()
+        self.release_all()
         self.sim.heal()
+        self.clock.advance(self.config.in_doubt_grace)
         self.settle()
         self.engine.retry_pending()
 
