@@ -737,7 +737,9 @@ class LoopbackServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto named explicitly: asyncio sets TCP_NODELAY on accepted connections only when
+        # it is, and without it every kept-alive answer waits on a delayed ACK (~40 ms).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]

@@ -10,6 +10,7 @@ as TigerBeetle's VOPR and Jepsen's final heal separate them.
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 from hypothesis import strategies as st
@@ -69,7 +70,7 @@ class ChaosMachine(RuleBasedStateMachine):
         STATS.examples += 1
         self.world = World(MODEL_CONFIG)
         self._seen_deals: set[str] = set()
-        self._reconciles: list = []
+        self._last_reconcile = None
 
     @initialize(target=deals)
     def start_engine(self):
@@ -108,9 +109,15 @@ class ChaosMachine(RuleBasedStateMachine):
 
         async def reconcile():
             report = await engine.reconcile()
-            # Checked the instant it returns, before any other task can move the world.
             if world.engine is engine:
-                self._reconciles.append(report)
+                self._last_reconcile = report
+                # Checked the instant it returns, before any other task moves the world.
+                try:
+                    invariants.check_converged_after_reconcile(
+                        world, report, asyncio.current_task()
+                    )
+                except invariants.InvariantViolation as violation:
+                    world.reference.violations.append(violation)
             return report
 
         world.start("reconcile", reconcile())
@@ -133,9 +140,6 @@ class ChaosMachine(RuleBasedStateMachine):
     @invariant()
     def safety(self) -> None:
         """Every safety invariant holds after every step, faults or not."""
-        for report in self._reconciles:
-            invariants.check_converged_after_reconcile(self.world, report)
-        self._reconciles.clear()
         for check in invariants.SAFETY_CHECKS:
             STATS.invariant_checks += 1
             check(self.world)
@@ -148,9 +152,8 @@ class ChaosMachine(RuleBasedStateMachine):
                 world.heal()
                 for _ in range(3):
                     self._reconcile_task()
-                    if self._reconciles and self._reconciles[-1].ok:
+                    if self._last_reconcile is not None and self._last_reconcile.ok:
                         break
-                self._reconciles.clear()
                 invariants.check_engine_did_not_raise(world)
                 STATS.invariant_checks += 1
                 invariants.check_liveness(world)
