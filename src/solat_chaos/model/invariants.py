@@ -206,47 +206,6 @@ def check_health_truthful(world) -> None:
             )
 
 
-def check_risk_limits(world) -> None:
-    """Against the broker's truth: positions the engine opened, their exposure, and its
-    opening orders in the last hour. Not while a broker answer has misattributed a deal
-    (named another deal's id): the engine cannot count what the broker hid from it."""
-    if world.reference.broker_misattributed_a_deal:
-        return
-    limits = world.engine.config.limits
-    prefix = world.engine.config.reference_prefix
-    rotted = world.reference.rotted
-    ours = [
-        p
-        for p in world.sim.snapshot_positions()
-        if p.deal_reference.startswith(prefix) and p.deal_reference not in rotted
-    ]
-    if len(ours) > limits.max_open_positions:
-        _violated(
-            RISK_LIMITS,
-            f"{len(ours)} positions open at the broker "
-            f"({[p.deal_id for p in ours]}), limit {limits.max_open_positions}",
-        )
-    exposure = sum(p.size for p in ours)
-    if exposure > limits.max_exposure + 1e-9:
-        _violated(RISK_LIMITS, f"exposure {exposure} at the broker, limit {limits.max_exposure}")
-    hour_ago = world.clock.now() - 3600.0
-    opens = [
-        r
-        for r in world.sim.requests
-        if r.kind == "open_position"
-        and (r.deal_reference or "").startswith(prefix)
-        and r.deal_reference not in rotted
-        and r.at is not None
-        and r.at > hour_ago
-    ]
-    if len(opens) > limits.max_orders_per_hour:
-        _violated(
-            RISK_LIMITS,
-            f"{len(opens)} opening orders reached the broker in the last hour, "
-            f"limit {limits.max_orders_per_hour}",
-        )
-
-
 def check_audit_complete(world, *, final: bool = False) -> None:
     """No deal reference has two different terminal outcomes; every rejection made while
     the disk was sound left a decision record; finally, every INTENT has its outcome."""
@@ -361,6 +320,5 @@ SAFETY_CHECKS = (
     check_kill_switch_durable,
     check_snapshot_bounded,
     check_health_truthful,
-    check_risk_limits,
     check_audit_complete,
 )

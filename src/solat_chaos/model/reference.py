@@ -23,6 +23,7 @@ from solat_chaos.model.invariants import (
     AUDIT_BEFORE_BROKER,
     FRESH_BALANCE,
     KILL_SWITCH_DURABLE,
+    RISK_LIMITS,
     InvariantViolation,
 )
 
@@ -103,6 +104,7 @@ class Reference:
                 "reported active",
             )
         self._check_fresh_balance(reference, world)
+        self._check_risk_limits(order, world)
 
     def _check_fresh_balance(self, reference: str, world: World) -> None:
         fetch = self.latest_balance
@@ -127,6 +129,50 @@ class Reference:
         if deal_reference is not None:
             self.rotted.add(deal_reference)
         self._rot_unseen_by_recovery = True
+
+    def _check_risk_limits(self, order: OpenOrder, world: World) -> None:
+        """Against the broker's truth: with this order, the engine's positions and opening
+        orders still waiting at the broker, their exposure, and its opening orders in the last
+        hour stay within the limits. Not while a broker answer has misattributed a deal: the
+        engine cannot count what the broker hid under another deal's id."""
+        if self.broker_misattributed_a_deal:
+            return
+        limits = self.config.limits
+        prefix = self.config.reference_prefix
+
+        def ours(reference: str | None) -> bool:
+            return (reference or "").startswith(prefix) and reference not in self.rotted
+
+        held = {p.seq for p in world.sim.pending if p.kind == "open_position"}
+        waiting = [r for r in world.sim.requests if r.seq in held and ours(r.deal_reference)]
+        positions = [p for p in world.sim.snapshot_positions() if ours(p.deal_reference)]
+        committed = len(positions) + len(waiting) + 1
+        if committed > limits.max_open_positions:
+            self._violated(
+                RISK_LIMITS,
+                f"opening order {order.deal_reference} reached the broker with "
+                f"{len(positions)} positions open and {len(waiting)} opening orders waiting "
+                f"there: {committed} > limit {limits.max_open_positions}",
+            )
+        exposure = sum(p.size for p in positions) + sum(r.size or 0 for r in waiting) + order.size
+        if exposure > limits.max_exposure + 1e-9:
+            self._violated(
+                RISK_LIMITS,
+                f"opening order {order.deal_reference} takes exposure at the broker to "
+                f"{exposure}, limit {limits.max_exposure}",
+            )
+        hour_ago = world.clock.now() - 3600.0
+        recent = [
+            r
+            for r in world.sim.requests
+            if r.kind == "open_position" and ours(r.deal_reference) and (r.at or 0) > hour_ago
+        ]
+        if len(recent) + 1 > limits.max_orders_per_hour:
+            self._violated(
+                RISK_LIMITS,
+                f"opening order {order.deal_reference} is the {len(recent) + 1}th in an hour, "
+                f"limit {limits.max_orders_per_hour}",
+            )
 
     def balance_fetched(self, book_version: int, at: float) -> None:
         self.latest_balance = BalanceFetch(book_version, at)
