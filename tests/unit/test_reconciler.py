@@ -125,7 +125,5 @@ async def test_repairs_the_disk_refuses_are_kept_and_written_once(sim_env) -> No
     sim_env.fs.heal()
     sim_env.clock.advance(1)
     assert (await engine.reconcile()).ok
-    outcomes = [
-        r for r in records_on_disk(sim_env.fs, sim_env.root) if isinstance(r, Confirmed)
-    ]
+    outcomes = [r for r in records_on_disk(sim_env.fs, sim_env.root) if isinstance(r, Confirmed)]
     assert len({r for r in outcomes if r.deal_reference == result.deal_reference}) == 1
