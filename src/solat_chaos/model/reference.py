@@ -143,8 +143,13 @@ class Reference:
         def ours(reference: str | None) -> bool:
             return (reference or "").startswith(prefix) and reference not in self.rotted
 
+        # Held orders past the grace never execute (the model's network assumption).
         held = {p.seq for p in world.sim.pending if p.kind == "open_position"}
-        waiting = [r for r in world.sim.requests if r.seq in held and ours(r.deal_reference)]
+        waiting = [
+            r
+            for r in world.sim.requests
+            if r.seq in held and ours(r.deal_reference) and not world.past_grace(r.at)
+        ]
         positions = [p for p in world.sim.snapshot_positions() if ours(p.deal_reference)]
         committed = len(positions) + len(waiting) + 1
         if committed > limits.max_open_positions:

@@ -263,10 +263,11 @@ class World:
         """The model's one assumption about the network: an order request reaches the broker
         within the engine's in-doubt grace period or never (it dies with its connection)."""
         held = self.sim.pending[index]
-        if held.kind not in ORDER_METHODS:
-            return False
-        sent_at = self.sim.requests[held.seq - 1].at
-        return self.clock.now() - sent_at >= self.config.in_doubt_grace
+        return held.kind in ORDER_METHODS and self.past_grace(self.sim.requests[held.seq - 1].at)
+
+    def past_grace(self, sent_at: float | None) -> bool:
+        """Whether a request sent at `sent_at` can no longer reach the broker."""
+        return self.clock.now() - (sent_at or 0.0) >= self.config.in_doubt_grace
 
     def close_externally(self, deal_id: str, fraction: float) -> None:
         position = next((p for p in self.sim.snapshot_positions() if p.deal_id == deal_id), None)
