@@ -108,9 +108,12 @@ class ChaosMachine(RuleBasedStateMachine):
         engine = world.engine
 
         async def reconcile():
+            stale_before = world.reference.stale_positions_served
             report = await engine.reconcile()
             if world.engine is engine:
                 self._last_reconcile = report
+                if world.reference.stale_positions_served != stale_before:
+                    return report
                 # Checked the instant it returns, before any other task moves the world.
                 try:
                     invariants.check_converged_after_reconcile(

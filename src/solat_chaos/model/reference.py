@@ -65,6 +65,9 @@ class Reference:
         # A confirm named a deal id that is not the order's: until a reconcile converges the
         # engine may hold the wrong positions, and no limit it enforces can be trusted.
         self.broker_misattributed_a_deal = False
+        # Stale positions answers the broker served: a reconcile that read one may report
+        # success on stale truth, and CONVERGENCE cannot be asked of it.
+        self.stale_positions_served = 0
 
     # -- processes ---------------------------------------------------------------------
 

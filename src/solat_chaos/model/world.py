@@ -127,7 +127,11 @@ class ProcessBroker:
 
     async def positions(self) -> list[BrokerPosition]:
         self._check_alive()
-        return self._answered(await self._sim.positions())
+        answer = await self._sim.positions()
+        if _sizes(answer) != _sizes(self._sim.snapshot_positions()):
+            self._world.reference.stale_positions_served += 1
+            self._world.reference.book_may_lag_because("the broker served a stale positions list")
+        return self._answered(answer)
 
     async def account(self) -> Account:
         self._check_alive()
@@ -354,7 +358,7 @@ class World:
         return list(self._durable_cache[1])
 
     def broker_positions(self) -> dict[str, float]:
-        return {p.deal_id: normal_size(p.size) for p in self.sim.snapshot_positions()}
+        return _sizes(self.sim.snapshot_positions())
 
     def local_positions(self) -> dict[str, float]:
         return {deal_id: p.size for deal_id, p in self.engine.positions().items()}
@@ -375,3 +379,7 @@ def _lines_with_offsets(data: bytes) -> list[tuple[int, bytes]]:
         lines.append((offset, raw))
         offset += len(raw) + 1
     return lines
+
+
+def _sizes(positions: list[BrokerPosition]) -> dict[str, float]:
+    return {p.deal_id: normal_size(p.size) for p in positions}
