@@ -30,11 +30,20 @@ from solat_chaos.model import invariants
 
 @attrs.frozen
 class Bug:
+    """`invariant` is the one the bug breaks first in the obvious story; `also` lists others
+    it legitimately breaks on the way (a reconciler that forgets positions also lets the
+    engine open past its limits)."""
+
     name: str
     machine: str
     invariant: str
     description: str
     apply: Callable[[pytest.MonkeyPatch], None]
+    also: tuple[str, ...] = ()
+
+    @property
+    def invariants(self) -> tuple[str, ...]:
+        return (self.invariant, *self.also)
 
 
 def _broker_before_intent(mp: pytest.MonkeyPatch) -> None:
@@ -202,6 +211,7 @@ BUGS: dict[str, Bug] = {
             invariants.CONVERGENCE,
             "the reconciler treats a failed positions call as 'no positions'",
             _timed_out_positions_are_flat,
+            also=(invariants.RISK_LIMITS,),
         ),
         Bug(
             "duplicate_applied_after_eviction",

@@ -29,13 +29,16 @@ BUDGET = settings(
 STEP = re.compile(r"^(\(.*\) = )?state\.(\w+)\(")
 
 
+# Not steps of the counterexample: the engine's start (every example has it), the invariant
+# checks and the heal phase.
+NOT_STEPS = ("start_engine", "safety", "teardown")
+
+
 def shrunk_steps(error: BaseException) -> list[str]:
-    """The rule calls of the counterexample Hypothesis printed (invariant checks aside)."""
+    """The rule calls of the counterexample Hypothesis printed."""
     lines = "\n".join(getattr(error, "__notes__", [])).splitlines()
     return [
-        line
-        for line in lines
-        if (match := STEP.match(line)) and match.group(2) not in ("safety", "teardown")
+        line for line in lines if (match := STEP.match(line)) and match.group(2) not in NOT_STEPS
     ]
 
 
@@ -44,5 +47,5 @@ def test_the_machine_catches_the_planted_bug(bug: str) -> None:
     with planted(bug) as planted_bug, pytest.raises(AssertionError) as caught:
         run_state_machine_as_test(MACHINES[planted_bug.machine], settings=BUDGET)
     steps = shrunk_steps(caught.value)
-    assert invariant_of(caught.value) == planted_bug.invariant, str(caught.value)
+    assert invariant_of(caught.value) in planted_bug.invariants, str(caught.value)
     assert 0 < len(steps) <= 8, "\n".join(steps)
