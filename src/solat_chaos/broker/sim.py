@@ -434,20 +434,29 @@ class SimBroker:
         with self._lock:
             return self._execute_close(order, source="api", fraction=None)
 
+    def _earlier_confirm(
+        self, order: OpenOrder | CloseOrder, target_field: str, target: object
+    ) -> DealConfirm | None:
+        """The confirm of a reused deal reference (IG's idempotency), else None once the
+        order's fields pass IG's request validation (BrokerRejected, like its HTTP 400)."""
+        _check_reference(order.deal_reference)
+        existing = self._confirms.get(order.deal_reference)
+        if existing is not None:
+            return existing.confirm
+        if not isinstance(target, str) or not target:
+            raise BrokerRejected(f"validation.null-not-allowed.request.{target_field}")
+        if order.direction not in DIRECTIONS:
+            raise BrokerRejected("validation.pattern.invalid.request.direction")
+        if not _is_number(order.size):
+            raise BrokerRejected("validation.null-not-allowed.request.size")
+        return None
+
     def _execute_open(
         self, order: OpenOrder, *, source: str, fraction: float | None
     ) -> DealConfirm:
         with self._lock:
-            _check_reference(order.deal_reference)
-            existing = self._confirms.get(order.deal_reference)
-            if existing is not None:
-                return existing.confirm
-            if not isinstance(order.epic, str) or not order.epic:
-                raise BrokerRejected("validation.null-not-allowed.request.epic")
-            if order.direction not in DIRECTIONS:
-                raise BrokerRejected("validation.pattern.invalid.request.direction")
-            if not _is_number(order.size):
-                raise BrokerRejected("validation.null-not-allowed.request.size")
+            if (existing := self._earlier_confirm(order, "epic", order.epic)) is not None:
+                return existing
             market = self._markets.get(order.epic)
             reason = None
             if market is None:
@@ -492,16 +501,8 @@ class SimBroker:
         self, order: CloseOrder, *, source: str, fraction: float | None
     ) -> DealConfirm:
         with self._lock:
-            _check_reference(order.deal_reference)
-            existing = self._confirms.get(order.deal_reference)
-            if existing is not None:
-                return existing.confirm
-            if not isinstance(order.deal_id, str) or not order.deal_id:
-                raise BrokerRejected("validation.null-not-allowed.request.dealId")
-            if order.direction not in DIRECTIONS:
-                raise BrokerRejected("validation.pattern.invalid.request.direction")
-            if not _is_number(order.size):
-                raise BrokerRejected("validation.null-not-allowed.request.size")
+            if (existing := self._earlier_confirm(order, "dealId", order.deal_id)) is not None:
+                return existing
             position = self._positions.get(order.deal_id)
             epic = position.epic if position is not None else ""
             reason = None
