@@ -10,11 +10,10 @@ import pytest
 
 from solat_chaos.broker.harness import VIEW_NAMES, open_broker_view
 from solat_chaos.broker.sim import SimBroker
+from solat_chaos.chaos.engine_env import EngineEnv, HookedBroker
 from solat_chaos.chaos.sim_filesystem import SimFileSystem
 from solat_chaos.engine.clock import SimClock
 from solat_chaos.engine.filesystem import FileSystem
-
-from .engine_helpers import EngineEnv, HookedBroker
 
 
 @pytest.fixture(params=VIEW_NAMES)

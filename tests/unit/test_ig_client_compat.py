@@ -78,6 +78,20 @@ def open_market(ig: IGService, epic: str, direction: str, size: float) -> dict:
     )
 
 
+def close_by_deal_id(ig, deal_id: str, size: float) -> dict:
+    """A market close of `size`, as trading_ig sends it with only the deal id given."""
+    return ig.close_open_position(
+        deal_id=deal_id,
+        direction="SELL",
+        epic=None,
+        expiry=None,
+        level=None,
+        order_type="MARKET",
+        quote_id=None,
+        size=size,
+    )
+
+
 def test_server_binds_a_free_loopback_port(server: LoopbackServer) -> None:
     assert server.base_url.startswith("http://127.0.0.1:")
     assert server.port > 0
@@ -121,16 +135,7 @@ def test_trading_ig_full_cycle_matches_sim_ground_truth(
     assert balance["available"] == sim.snapshot_account().available
     assert balance["deposit"] == pytest.approx(sim.margin())
 
-    partial = ig.close_open_position(
-        deal_id=truth.deal_id,
-        direction="SELL",
-        epic=None,
-        expiry=None,
-        level=None,
-        order_type="MARKET",
-        quote_id=None,
-        size=1,
-    )
+    partial = close_by_deal_id(ig, truth.deal_id, 1)
     assert (partial["dealStatus"], partial["status"], partial["size"]) == (
         ACCEPTED,
         "PARTIALLY_CLOSED",
@@ -140,16 +145,7 @@ def test_trading_ig_full_cycle_matches_sim_ground_truth(
     assert sim.requests[-1].kind == CLOSE_POSITION
     assert sim.lookup_confirm(partial["dealReference"]).size == 1
 
-    rest = ig.close_open_position(
-        deal_id=truth.deal_id,
-        direction="SELL",
-        epic=None,
-        expiry=None,
-        level=None,
-        order_type="MARKET",
-        quote_id=None,
-        size=2,
-    )
+    rest = close_by_deal_id(ig, truth.deal_id, 2)
     assert (rest["status"], rest["affectedDeals"]) == (
         "CLOSED",
         [{"dealId": truth.deal_id, "status": "FULLY_CLOSED"}],

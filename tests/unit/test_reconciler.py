@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from solat_chaos.chaos.engine_env import EURUSD, GBPUSD, records_of, records_on_disk
 from solat_chaos.engine.broker import BUY, BrokerTimeout, OpenOrder
 from solat_chaos.engine.records import Adopted, ClosedExternally, Confirmed, Resized
 from solat_chaos.engine.router import OrderIntent, OrderStatus
-
-from .engine_helpers import EURUSD, GBPUSD, records_of, records_on_disk
 
 pytestmark = pytest.mark.asyncio
 

@@ -7,12 +7,11 @@ import math
 
 import pytest
 
+from solat_chaos.chaos.engine_env import EURUSD, GBPUSD, records_of, records_on_disk
 from solat_chaos.engine.broker import BUY, SELL, BrokerTimeout, BrokerUnavailable
 from solat_chaos.engine.records import Confirmed, InDoubt, Intent, Rejected
 from solat_chaos.engine.router import OrderIntent, OrderStatus
 from solat_chaos.engine.trading_state import TradingState
-
-from .engine_helpers import EURUSD, GBPUSD, records_of, records_on_disk
 
 pytestmark = pytest.mark.asyncio
 
