@@ -42,6 +42,8 @@ class EngineConfig:
     in_doubt_grace: float = 60.0
     snapshot_max_pending: int = 64
     snapshot_flush_every: int = 8
+    # How often `tick` reconciles with the broker when nothing asks for it sooner.
+    reconcile_interval: float = 60.0
 
 
 class Engine:
@@ -85,6 +87,7 @@ class Engine:
             on_book_change=self.balance.fill_happened,
         )
         self.reconciled = False
+        self._last_reconcile_started: float | None = None
 
     @classmethod
     def open(
@@ -111,6 +114,7 @@ class Engine:
         return await self.router.close_position(deal_id, size)
 
     async def reconcile(self) -> ReconcileReport:
+        self._last_reconcile_started = self.clock.monotonic()
         if not self.retry_pending():
             return ReconcileReport(
                 False, f"outcomes pending, ledger not writable: {self.journal.last_write_error}"
@@ -119,6 +123,17 @@ class Engine:
         if report.ok:
             self.reconciled = True
         return report
+
+    async def tick(self) -> ReconcileReport | None:
+        """The engine's periodic work; its host calls this about once a second (on the Clock).
+
+        Writes the outcomes the disk refused, and reconciles when one is due. Returns the
+        reconcile's report when it ran one."""
+        self.retry_pending()
+        last = self._last_reconcile_started
+        if last is not None and self.clock.monotonic() - last < self.config.reconcile_interval:
+            return None
+        return await self.reconcile()
 
     # -- switches ----------------------------------------------------------------------
 
