@@ -178,6 +178,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     engine.add_argument("--max-open-positions", type=_positive_int, metavar="N")
     engine.add_argument("--max-exposure", type=_positive_float, metavar="X")
+    engine.add_argument(
+        "--test-clock",
+        type=float,
+        metavar="EPOCH",
+        help="tests only: the engine's clock starts at EPOCH and moves only through "
+        "POST /test/clock/advance (see api/test_clock.py)",
+    )
     return parser
 
 
@@ -382,6 +389,7 @@ def _serve(args: argparse.Namespace) -> int:
         allow_remote=args.allow_remote,
         in_doubt_grace=args.in_doubt_grace,
         limits=limits,
+        test_clock=args.test_clock,
     )
     try:
         serve(options)

@@ -30,6 +30,7 @@ import httpx
 import uvicorn
 
 from solat_chaos.api.app import create_app
+from solat_chaos.api.test_clock import HeldClock, clock_routes
 from solat_chaos.api.token import TOKEN_FILE, load_or_create_token, redacted
 from solat_chaos.broker.ig_http import DEFAULT_API_KEY, DEFAULT_IDENTIFIER, DEFAULT_PASSWORD
 from solat_chaos.broker.ig_rest import IGRestBroker
@@ -61,6 +62,8 @@ class ServeOptions:
     in_doubt_grace: float = 60.0
     limits: RiskLimits = RiskLimits()
     tick_interval: float = 1.0
+    # Tests only: the engine's clock starts here and moves only through /test/clock/advance.
+    test_clock: float | None = None
 
 
 def check_bind(host: str, allow_remote: bool) -> None:
@@ -171,6 +174,8 @@ def serve(
     else:
         url, credentials = options.broker_url, broker_credentials(environ)
     broker = IGRestBroker(url, **credentials)  # type: ignore[arg-type]
+    held = None if options.test_clock is None else HeldClock(options.test_clock)
+    clock = held or clock
     fs = OsFileSystem()
     engine = Engine.open(
         str(data_dir),
@@ -210,10 +215,12 @@ def serve(
         engine,
         token,
         reads_need_token=options.allow_remote,
-        tick_interval=options.tick_interval,
+        tick_interval=None if held else options.tick_interval,
         started=started,
         stopping=stopping,
     )
+    if held is not None:
+        app.router.routes.extend(clock_routes(engine, held, token))
     config = uvicorn.Config(app, http="h11", lifespan="on", log_level="warning", access_log=False)
     with listener:
         uvicorn.Server(config).run(sockets=[listener])

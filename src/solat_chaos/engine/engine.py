@@ -130,10 +130,16 @@ class Engine:
         Writes the outcomes the disk refused, and reconciles when one is due. Returns the
         reconcile's report when it ran one."""
         self.retry_pending()
-        last = self._last_reconcile_started
-        if last is not None and self.clock.monotonic() - last < self.config.reconcile_interval:
+        if self.reconcile_due_in() > 0:
             return None
         return await self.reconcile()
+
+    def reconcile_due_in(self) -> float:
+        """Seconds until `tick` reconciles; 0 when the next tick will."""
+        last = self._last_reconcile_started
+        if last is None:
+            return 0.0
+        return max(0.0, last + self.config.reconcile_interval - self.clock.monotonic())
 
     # -- switches ----------------------------------------------------------------------
 
