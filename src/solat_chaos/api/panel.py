@@ -93,6 +93,7 @@ function render(health, positions) {
     li.textContent = reason;
     reasons.appendChild(li);
   }
+  if (!health.reasons.length) reasons.textContent = "none: nothing stale, pending or halted";
   const book = document.getElementById("positions");
   book.replaceChildren();
   for (const p of positions.positions) {
