@@ -190,7 +190,12 @@ def serve(
     service_url = f"http://{options.host}:{listener.getsockname()[1]}"
 
     def started() -> None:
-        _write_json(data_dir / SERVICE_FILE, {"url": service_url, "pid": os.getpid()})
+        try:
+            _write_json(data_dir / SERVICE_FILE, {"url": service_url, "pid": os.getpid()})
+        except OSError as e:
+            # A full disk must not keep the engine from starting: it reads, reconciles and
+            # reports, and only the orders that need a write are refused.
+            log.warning("could not write %s: %s", data_dir / SERVICE_FILE, e)
         switch = engine.kill_switch.status
         log.info(
             "serving %s; broker %s%s; data %s; kill switch %s (%s); token in %s (%s)",

@@ -252,10 +252,10 @@ def _same_book(local: dict[str, float], broker: dict[str, float]) -> bool:
 # -- after a kill, from the files left on disk ----------------------------------------------------
 
 
-def check_files_after_kill(world: ProcessWorld) -> None:
+def check_files_after_kill(world: ProcessWorld, outside: Outside) -> None:
     """AUDIT_BEFORE_BROKER: every deal reference the broker received has an INTENT in the
     ledger file. KILL_SWITCH_DURABLE: the kill switch state file is a whole state (the last
-    persisted one or the one being written), never torn."""
+    persisted one or the one being written), never torn — unless the harness rotted it."""
     adapter = world.adapter
     ledger = adapter.ledger()
     if ledger is not None:
@@ -269,7 +269,7 @@ def check_files_after_kill(world: ProcessWorld) -> None:
                 "engine's ledger file",
             )
     state = adapter.kill_switch_file()
-    if state is not None and not state.whole:
+    if state is not None and not state.whole and not outside.kill_switch_file_rotted:
         _violated(
             KILL_SWITCH_DURABLE,
             f"after the kill, the kill switch state file {state.path} is torn "

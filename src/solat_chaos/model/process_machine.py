@@ -292,7 +292,7 @@ class ProcessMachine(RuleBasedStateMachine):
         world = self.world
         world.kill()
         STATS.invariant_checks += 2
-        checks.check_files_after_kill(world)
+        checks.check_files_after_kill(world, self.outside)
         path = self.adapter.kill_switch_path()
         if rot_kill_switch_file and path is not None:
             with open(path, "ab") as state:
