@@ -380,8 +380,9 @@ class ProcessMachine(RuleBasedStateMachine):
                 self._heal_reconcile()
                 health = self.adapter.health()
                 local = self.adapter.positions()
+                kill_switch = self.adapter.kill_switch_status().active
                 STATS.invariant_checks += 1
-                checks.check_liveness(local, world, health, self.outside.kill_switch_reported)
+                checks.check_liveness(local, world, health, kill_switch)
         finally:
             world.close()
 
