@@ -16,7 +16,12 @@ import pytest
 
 from solat_chaos.engine import durable_switch
 from solat_chaos.engine.balance import BalanceCache
-from solat_chaos.engine.broker import BrokerError
+from solat_chaos.engine.broker import (
+    BrokerError,
+    BrokerProtocolError,
+    BrokerTimeout,
+    BrokerUnavailable,
+)
 from solat_chaos.engine.filesystem import FileSystem
 from solat_chaos.engine.ledger import Ledger, unframe
 from solat_chaos.engine.positions import PositionBook
@@ -188,6 +193,29 @@ def _limit_ignores_in_flight_orders(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(Router, "commitments", book_only)
 
 
+def _kill_switch_written_in_place(mp: pytest.MonkeyPatch) -> None:
+    def overwrite_in_place(fs: FileSystem, path: str, data: bytes) -> None:
+        fs.write(path, data)
+        fs.fsync(path)
+
+    mp.setattr(durable_switch, "replace_atomically", overwrite_in_place)
+
+
+def _timeout_resolved_as_rejected(mp: pytest.MonkeyPatch) -> None:
+    send = Router._send
+
+    async def timeout_is_a_refusal(self, intent, call):
+        async def refused_on_timeout():
+            try:
+                return await call()
+            except (BrokerTimeout, BrokerProtocolError) as e:
+                raise BrokerUnavailable(f"treated as refused: {e}") from e
+
+        return await send(self, intent, refused_on_timeout)
+
+    mp.setattr(Router, "_send", timeout_is_a_refusal)
+
+
 BUGS: dict[str, Bug] = {
     bug.name: bug
     for bug in (
@@ -263,6 +291,24 @@ BUGS: dict[str, Bug] = {
             invariants.RISK_LIMITS,
             "the open-positions limit counts the book only, not orders awaiting the broker",
             _limit_ignores_in_flight_orders,
+        ),
+        # Planted in a served engine's process (`python -m tests.plant_cli BUG serve ...`)
+        # and found by the process machine, from outside.
+        Bug(
+            "kill_switch_written_in_place",
+            "process",
+            invariants.KILL_SWITCH_DURABLE,
+            "the kill switch state is written over the old file, not replaced atomically",
+            _kill_switch_written_in_place,
+        ),
+        Bug(
+            "timeout_resolved_as_rejected",
+            "process",
+            invariants.NO_SILENT_LOSS,
+            "an order whose answer timed out is recorded and answered REJECTED, without a "
+            "reconcile asking the broker",
+            _timeout_resolved_as_rejected,
+            also=(invariants.CONVERGENCE, invariants.RISK_LIMITS),
         ),
     )
 }

@@ -12,12 +12,15 @@ Every example ends with a heal phase and LIVENESS, as the in-process machines do
 Time is the engine's clock, held by the harness (`advance_clock`, `advance_to_next_timer`),
 so an example replays from its artifact; docs/model.md lists what still varies between runs.
 
-`process_machine(adapter_cls)` builds the machine class for an engine; `ProcessMachine` is
-the one for `solat-chaos serve`.
+`process_machines(adapter_cls)` builds the machine classes for an engine; `PROCESS_MACHINES`
+are the ones for `solat-chaos serve`: `process` (every rule), `process-broker` (orders, the
+broker's faults, the network) and `process-recovery` (orders, the kill switch, kills, pauses
+and a full disk).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -76,8 +79,9 @@ def _count(rule_name: str) -> None:
     STATS.rules[rule_name] += 1
 
 
-class ProcessMachine(RuleBasedStateMachine):
-    """The engine as a process, through `adapter_cls`; every rule of the issue."""
+class ProcessChaosMachine(RuleBasedStateMachine):
+    """The plumbing every process machine shares: the deployment, the engine's start, the
+    checks from outside, and the heal phase."""
 
     adapter_cls: type[EngineAdapter] = SolatEngineAdapter
     deals = Bundle("deals")
@@ -151,203 +155,6 @@ class ProcessMachine(RuleBasedStateMachine):
         self._seen_deals |= known
         return multiple(*new)
 
-    # -- orders ----------------------------------------------------------------------------
-
-    @rule(
-        target=deals,
-        epic=st.sampled_from(EPICS),
-        direction=st.sampled_from([BUY, SELL]),
-        size=SIZES,
-    )
-    def submit_order(self, epic, direction, size):
-        _count("submit_order")
-        answer = self._call(self.adapter.submit, epic, direction, size)
-        if answer is not None:
-            self.outside.order_answered(answer)
-        return self._new_deals()
-
-    @rule(target=deals, deal=deals, fraction=FRACTIONS)
-    def close_position(self, deal, fraction):
-        _count("close_position")
-        local = self._call(self.adapter.positions) or {}
-        size = None if deal not in local or fraction == 1.0 else round(local[deal] * fraction, 2)
-        answer = self._call(self.adapter.close, deal, size or None)
-        if answer is not None:
-            self.outside.order_answered(answer)
-        return self._new_deals()
-
-    @rule(target=deals)
-    def reconcile(self):
-        _count("reconcile")
-        self._reconcile()
-        return self._new_deals()
-
-    @rule(seconds=st.sampled_from([1.0, 31.0, 61.0, 3601.0]))
-    def advance_clock(self, seconds):
-        _count("advance_clock")
-        try:
-            self.adapter.advance_clock(seconds)
-        except NotSupported:
-            return
-        self.world.clock.advance(seconds)
-
-    @rule(target=deals)
-    def advance_to_next_timer(self):
-        """The engine's clock moves to its next timer (a reconcile due, a balance expiring,
-        an order's in-doubt grace ending), and the engine does what that timer does."""
-        _count("advance_to_next_timer")
-        try:
-            moved = self.adapter.advance_to_next_timer()
-        except NotSupported:
-            return self._new_deals()
-        self.world.clock.advance(moved)
-        # A timer may have reconciled; what it found is judged by the next reconcile.
-        return self._new_deals()
-
-    # -- the kill switch -------------------------------------------------------------------
-
-    @rule()
-    def activate_kill_switch(self):
-        _count("activate_kill_switch")
-        answer = self._call(self.adapter.activate_kill_switch)
-        if answer is not None:
-            self.outside.kill_switch_said(answer.active, answer.persisted, activation=True)
-
-    @rule()
-    def deactivate_kill_switch(self):
-        _count("deactivate_kill_switch")
-        answer = self._call(self.adapter.deactivate_kill_switch)
-        if answer is not None:
-            self.outside.kill_switch_said(answer.active, answer.persisted, activation=False)
-
-    # -- the broker ------------------------------------------------------------------------
-
-    @rule(target=deals, epic=st.sampled_from(EPICS), size=SIZES)
-    def open_on_the_dashboard(self, epic, size):
-        _count("open_on_the_dashboard")
-        confirm = self.world.sim.open_externally(epic, BUY, size)
-        self.outside.lags(f"dashboard opened {confirm.deal_id}")
-        return self._new_deals()
-
-    @rule(deal=deals, fraction=FRACTIONS)
-    def close_on_the_dashboard(self, deal, fraction):
-        _count("close_on_the_dashboard")
-        position = self.world.broker_positions().get(deal)
-        if position is None:
-            return
-        size = None if fraction == 1.0 else round(position * fraction, 2)
-        self.world.sim.close_externally(deal, size or None)
-        self.outside.lags(f"dashboard closed {size or 'all'} of {deal}")
-
-    @rule(
-        method=st.sampled_from(BROKER_METHODS),
-        error=st.sampled_from(sorted(BROKER_ERRORS)),
-        count=st.integers(1, 3),
-    )
-    def broker_fails_next(self, method, error, count):
-        """The broker's next calls fail before it executes them (its own seams)."""
-        _count("broker_fails_next")
-        self.world.sim.fail_next(method, BROKER_ERRORS[error](), count=count)
-
-    @rule(method=st.sampled_from([OPEN_POSITION, CLOSE_POSITION]), error=st.sampled_from(ERRORS_AFTER))
-    def broker_executes_but_the_answer_is_lost(self, method, error):
-        _count("broker_executes_but_the_answer_is_lost")
-        self.world.sim.fail_next(method, BROKER_ERRORS[error](), after_execute=True)
-
-    @rule(method=st.sampled_from([OPEN_POSITION, CLOSE_POSITION]), fraction=st.sampled_from([0.5]))
-    def broker_fills_partially(self, method, fraction):
-        _count("broker_fills_partially")
-        self.world.sim.fill_fraction(fraction, method=method)
-
-    # -- the network -----------------------------------------------------------------------
-
-    @rule(
-        fault=st.sampled_from(list(ProxyFault)),
-        calls=st.sampled_from(sorted(TCP_TARGETS)),
-        after=st.booleans(),
-    )
-    def tcp_fault(self, fault, calls, after):
-        """The next broker call of `calls` meets a broken connection: reset (before the
-        broker, or `after` it acted), half-open, trickled, or its answer cut mid-body."""
-        _count("tcp_fault")
-        proxy = self.world.proxy
-        method, path = TCP_TARGETS[calls]
-        if fault is ProxyFault.RESET:
-            proxy.reset(method, path, after=after)
-        elif fault is ProxyFault.HANG:
-            proxy.hang(method, path)
-        elif fault is ProxyFault.TRICKLE:
-            proxy.trickle(method, path, chunk=64)
-        else:
-            proxy.close_mid_body(method, path)
-
-    # -- the process -----------------------------------------------------------------------
-
-    @precondition(lambda self: self.world.alive)
-    @rule(target=deals, rot_kill_switch_file=st.booleans())
-    def kill_and_restart(self, rot_kill_switch_file):
-        """SIGKILL; the files it left are judged; maybe the kill switch file rots while it
-        is down; a new process starts on the same data directory."""
-        _count("kill_and_restart")
-        world = self.world
-        world.kill()
-        STATS.invariant_checks += 2
-        checks.check_files_after_kill(world, self.outside)
-        path = self.adapter.kill_switch_path()
-        if rot_kill_switch_file and path is not None:
-            with open(path, "ab") as state:
-                state.write(b"\x00garbage")
-            self.outside.kill_switch_file_rotted = True
-        self.outside.lags("the engine restarted")
-        world.restart()
-        self._after_start()
-        return self._new_deals()
-
-    @precondition(lambda self: self.world.alive)
-    @rule(target=deals, then_kill=st.booleans())
-    def process_pauses(self, then_kill):
-        """SIGSTOP while an order is sent to it; then SIGCONT (the order is answered late)
-        or SIGKILL and a restart (it never was)."""
-        _count("process_pauses")
-        world = self.world
-        answers = []
-
-        def send() -> None:
-            try:
-                answers.append(self.adapter.submit(EPICS[0], BUY, 1.0))
-            except EngineUnreachable:
-                answers.append(None)
-
-        world.process.pause()
-        sender = threading.Thread(target=send, name="paused-order")
-        sender.start()
-        time.sleep(PAUSE_SECONDS)
-        if then_kill:
-            world.kill()
-            sender.join()
-            self.outside.lags("an order was sent to a paused engine that was then killed")
-            world.restart()
-            self._after_start()
-        else:
-            world.process.resume()
-            sender.join()
-            if answers and answers[0] is not None:
-                self.outside.order_answered(answers[0])
-        return self._new_deals()
-
-    @precondition(lambda self: self.disk_off is None and not self.world.disk_full)
-    @rule()
-    def disk_fills_up(self):
-        """The data directory's file system runs out of space (a real ENOSPC)."""
-        _count("disk_fills_up")
-        self.world.fill_disk()
-
-    @precondition(lambda self: self.world.disk_full)
-    @rule()
-    def disk_recovers(self):
-        _count("disk_recovers")
-        self.world.make_room()
-
     # -- invariants ------------------------------------------------------------------------
 
     @invariant()
@@ -398,8 +205,246 @@ class ProcessMachine(RuleBasedStateMachine):
                 pass
 
 
-def process_machine(adapter_cls: type[EngineAdapter]) -> type[ProcessMachine]:
-    """The process machine for the engine `adapter_cls` speaks to."""
-    name = f"ProcessMachine[{adapter_cls.__name__}]"
-    return type(name, (ProcessMachine,), {"adapter_cls": adapter_cls, "__qualname__": name})
+class OrderRules:
+    """Trading through the API, and time passing on the engine's clock."""
+
+    @rule(
+        target=ProcessChaosMachine.deals,
+        epic=st.sampled_from(EPICS),
+        direction=st.sampled_from([BUY, SELL]),
+        size=SIZES,
+    )
+    def submit_order(self, epic, direction, size):
+        _count("submit_order")
+        answer = self._call(self.adapter.submit, epic, direction, size)
+        if answer is not None:
+            self.outside.order_answered(answer)
+        return self._new_deals()
+
+    @rule(target=ProcessChaosMachine.deals, deal=ProcessChaosMachine.deals, fraction=FRACTIONS)
+    def close_position(self, deal, fraction):
+        _count("close_position")
+        local = self._call(self.adapter.positions) or {}
+        size = None if deal not in local or fraction == 1.0 else round(local[deal] * fraction, 2)
+        answer = self._call(self.adapter.close, deal, size or None)
+        if answer is not None:
+            self.outside.order_answered(answer)
+        return self._new_deals()
+
+    @rule(target=ProcessChaosMachine.deals)
+    def reconcile(self):
+        _count("reconcile")
+        self._reconcile()
+        return self._new_deals()
+
+    @rule(seconds=st.sampled_from([1.0, 31.0, 61.0, 3601.0]))
+    def advance_clock(self, seconds):
+        _count("advance_clock")
+        try:
+            self.adapter.advance_clock(seconds)
+        except NotSupported:
+            return
+        self.world.clock.advance(seconds)
+
+    @rule(target=ProcessChaosMachine.deals)
+    def advance_to_next_timer(self):
+        """The engine's clock moves to its next timer (a reconcile due, a balance expiring,
+        an order's in-doubt grace ending), and the engine does what that timer does."""
+        _count("advance_to_next_timer")
+        try:
+            moved = self.adapter.advance_to_next_timer()
+        except NotSupported:
+            return self._new_deals()
+        self.world.clock.advance(moved)
+        # A timer may have reconciled; what it found is judged by the next reconcile.
+        return self._new_deals()
+
+
+
+class SwitchRules:
+    """The operator's emergency stop."""
+
+    @rule()
+    def activate_kill_switch(self):
+        _count("activate_kill_switch")
+        answer = self._call(self.adapter.activate_kill_switch)
+        if answer is not None:
+            self.outside.kill_switch_said(answer.active, answer.persisted, activation=True)
+
+    @rule()
+    def deactivate_kill_switch(self):
+        _count("deactivate_kill_switch")
+        answer = self._call(self.adapter.deactivate_kill_switch)
+        if answer is not None:
+            self.outside.kill_switch_said(answer.active, answer.persisted, activation=False)
+
+
+
+class BrokerRules:
+    """What the broker does on its own, and its own fault seams."""
+
+    @rule(target=ProcessChaosMachine.deals, epic=st.sampled_from(EPICS), size=SIZES)
+    def open_on_the_dashboard(self, epic, size):
+        _count("open_on_the_dashboard")
+        confirm = self.world.sim.open_externally(epic, BUY, size)
+        self.outside.lags(f"dashboard opened {confirm.deal_id}")
+        return self._new_deals()
+
+    @rule(deal=ProcessChaosMachine.deals, fraction=FRACTIONS)
+    def close_on_the_dashboard(self, deal, fraction):
+        _count("close_on_the_dashboard")
+        position = self.world.broker_positions().get(deal)
+        if position is None:
+            return
+        size = None if fraction == 1.0 else round(position * fraction, 2)
+        self.world.sim.close_externally(deal, size or None)
+        self.outside.lags(f"dashboard closed {size or 'all'} of {deal}")
+
+    @rule(
+        method=st.sampled_from(BROKER_METHODS),
+        error=st.sampled_from(sorted(BROKER_ERRORS)),
+        count=st.integers(1, 3),
+    )
+    def broker_fails_next(self, method, error, count):
+        """The broker's next calls fail before it executes them (its own seams)."""
+        _count("broker_fails_next")
+        self.world.sim.fail_next(method, BROKER_ERRORS[error](), count=count)
+
+    @rule(method=st.sampled_from([OPEN_POSITION, CLOSE_POSITION]), error=st.sampled_from(ERRORS_AFTER))
+    def broker_executes_but_the_answer_is_lost(self, method, error):
+        _count("broker_executes_but_the_answer_is_lost")
+        self.world.sim.fail_next(method, BROKER_ERRORS[error](), after_execute=True)
+
+    @rule(method=st.sampled_from([OPEN_POSITION, CLOSE_POSITION]), fraction=st.sampled_from([0.5]))
+    def broker_fills_partially(self, method, fraction):
+        _count("broker_fills_partially")
+        self.world.sim.fill_fraction(fraction, method=method)
+
+
+
+class NetworkRules:
+    """The TCP connection between the engine and the broker breaks."""
+
+    @rule(
+        fault=st.sampled_from(list(ProxyFault)),
+        calls=st.sampled_from(sorted(TCP_TARGETS)),
+        after=st.booleans(),
+    )
+    def tcp_fault(self, fault, calls, after):
+        """The next broker call of `calls` meets a broken connection: reset (before the
+        broker, or `after` it acted), half-open, trickled, or its answer cut mid-body."""
+        _count("tcp_fault")
+        proxy = self.world.proxy
+        method, path = TCP_TARGETS[calls]
+        if fault is ProxyFault.RESET:
+            proxy.reset(method, path, after=after)
+        elif fault is ProxyFault.HANG:
+            proxy.hang(method, path)
+        elif fault is ProxyFault.TRICKLE:
+            proxy.trickle(method, path, chunk=64)
+        else:
+            proxy.close_mid_body(method, path)
+
+
+
+class ProcessRules:
+    """The process dies, pauses, and its disk fills up."""
+
+    @precondition(lambda self: self.world.alive)
+    @rule(target=ProcessChaosMachine.deals, rot_kill_switch_file=st.booleans())
+    def kill_and_restart(self, rot_kill_switch_file):
+        """SIGKILL; the files it left are judged; maybe the kill switch file rots while it
+        is down; a new process starts on the same data directory."""
+        _count("kill_and_restart")
+        world = self.world
+        world.kill()
+        STATS.invariant_checks += 2
+        checks.check_files_after_kill(world, self.outside)
+        path = self.adapter.kill_switch_path()
+        if rot_kill_switch_file and path is not None and os.path.exists(path):
+            # Over its first bytes, in place: rot needs no free space.
+            with open(path, "r+b") as state:
+                state.write(b"\x00rot")
+            self.outside.kill_switch_file_rotted = True
+        self.outside.lags("the engine restarted")
+        world.restart()
+        self._after_start()
+        return self._new_deals()
+
+    @precondition(lambda self: self.world.alive)
+    @rule(target=ProcessChaosMachine.deals, then_kill=st.booleans())
+    def process_pauses(self, then_kill):
+        """SIGSTOP while an order is sent to it; then SIGCONT (the order is answered late)
+        or SIGKILL and a restart (it never was)."""
+        _count("process_pauses")
+        world = self.world
+        answers = []
+
+        def send() -> None:
+            try:
+                answers.append(self.adapter.submit(EPICS[0], BUY, 1.0))
+            except EngineUnreachable:
+                answers.append(None)
+
+        world.process.pause()
+        sender = threading.Thread(target=send, name="paused-order")
+        sender.start()
+        time.sleep(PAUSE_SECONDS)
+        if then_kill:
+            world.kill()
+            sender.join()
+            self.outside.lags("an order was sent to a paused engine that was then killed")
+            world.restart()
+            self._after_start()
+        else:
+            world.process.resume()
+            sender.join()
+            if answers and answers[0] is not None:
+                self.outside.order_answered(answers[0])
+        return self._new_deals()
+
+    @precondition(lambda self: self.disk_off is None and not self.world.disk_full)
+    @rule()
+    def disk_fills_up(self):
+        """The data directory's file system runs out of space (a real ENOSPC)."""
+        _count("disk_fills_up")
+        self.world.fill_disk()
+
+    @precondition(lambda self: self.world.disk_full)
+    @rule()
+    def disk_recovers(self):
+        _count("disk_recovers")
+        self.world.make_room()
+
+
+
+class ProcessMachine(
+    ProcessChaosMachine, OrderRules, SwitchRules, BrokerRules, NetworkRules, ProcessRules
+):
+    """Everything at once: every rule against one engine process."""
+
+
+class ProcessBrokerMachine(ProcessChaosMachine, OrderRules, BrokerRules, NetworkRules):
+    """The broker's faults, lies and broken connections against the engine's book."""
+
+
+class ProcessRecoveryMachine(ProcessChaosMachine, OrderRules, SwitchRules, ProcessRules):
+    """Kills, pauses and a full disk against the kill switch and the audit trail."""
+
+
+PROCESS_MACHINES: dict[str, type[ProcessChaosMachine]] = {
+    "process": ProcessMachine,
+    "process-broker": ProcessBrokerMachine,
+    "process-recovery": ProcessRecoveryMachine,
+}
+
+
+def process_machines(adapter_cls: type[EngineAdapter]) -> dict[str, type[ProcessChaosMachine]]:
+    """The process machines for the engine `adapter_cls` speaks to, by name."""
+    machines = {}
+    for key, machine in PROCESS_MACHINES.items():
+        name = f"{machine.__name__}[{adapter_cls.__name__}]"
+        attributes = {"adapter_cls": adapter_cls, "__qualname__": name, "__module__": __name__}
+        machines[key] = type(name, (machine,), attributes)
+    return machines
 
