@@ -273,7 +273,8 @@ def check_files_after_kill(world: ProcessWorld, outside: Outside) -> None:
         _violated(
             KILL_SWITCH_DURABLE,
             f"after the kill, the kill switch state file {state.path} is torn "
-            f"({state.problem}): the state last persisted is lost",
+            f"({state.problem}): whatever state was last persisted is lost, and a restart "
+            "can only fail closed",
         )
 
 

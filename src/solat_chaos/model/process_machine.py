@@ -14,8 +14,8 @@ so an example replays from its artifact; docs/model.md lists what still varies b
 
 `process_machines(adapter_cls)` builds the machine classes for an engine; `PROCESS_MACHINES`
 are the ones for `solat-chaos serve`: `process` (every rule), `process-broker` (orders, the
-broker's faults, the network) and `process-recovery` (orders, the kill switch, kills, pauses
-and a full disk).
+broker's faults, the network) and `process-recovery` (the kill switch, kills, pauses and a
+full disk).
 """
 
 from __future__ import annotations
@@ -428,8 +428,8 @@ class ProcessBrokerMachine(ProcessChaosMachine, OrderRules, BrokerRules, Network
     """The broker's faults, lies and broken connections against the engine's book."""
 
 
-class ProcessRecoveryMachine(ProcessChaosMachine, OrderRules, SwitchRules, ProcessRules):
-    """Kills, pauses and a full disk against the kill switch and the audit trail."""
+class ProcessRecoveryMachine(ProcessChaosMachine, SwitchRules, ProcessRules):
+    """Kills, pauses and a full disk against the kill switch (orders come from pauses)."""
 
 
 PROCESS_MACHINES: dict[str, type[ProcessChaosMachine]] = {
