@@ -78,6 +78,10 @@ def disk_fault_support() -> str | None:
 class ProcessWorld:
     """Everything one example runs in. `on_order` sees each order as it reaches the broker."""
 
+    # Over every world of this Python process, for benchmarks/process_machine.py.
+    processes_started = 0
+    start_seconds_total = 0.0
+
     def __init__(self, adapter: EngineAdapter, on_order: OrderHook, *, real_disk: bool) -> None:
         self.adapter = adapter
         self.clock = SimClock()
@@ -86,7 +90,6 @@ class ProcessWorld:
         self.tmpfs: TinyTmpfs | None = None
         self.process: EngineProcess | None = None
         self.restarts = 0
-        self.start_seconds = 0.0
         self.disk_full = False
         self.server = LoopbackServer(create_app(_BrokerEyes(self.sim, on_order)))
         self.proxy: TcpFaultProxy | None = None
@@ -119,7 +122,9 @@ class ProcessWorld:
         env = self.adapter.environment(broker_url=self.broker_url, data_dir=self.data_dir)
         log = os.path.join(self.workdir, "engine.log")
         self.process = EngineProcess(command, env, log)
-        self.start_seconds += self.process.wait_until(self.adapter.ready, START_TIMEOUT)
+        seconds = self.process.wait_until(self.adapter.ready, START_TIMEOUT)
+        ProcessWorld.processes_started += 1
+        ProcessWorld.start_seconds_total += seconds
 
     def kill(self) -> None:
         """SIGKILL: the engine's memory is gone; its files stay as they are."""
