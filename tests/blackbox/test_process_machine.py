@@ -4,6 +4,7 @@ from outside, named, and shrunk."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -12,8 +13,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from solat_chaos.chaos.profiles import PROFILE_ENV
+from solat_chaos.cli import main
+from solat_chaos.model import artifacts
 from solat_chaos.model.invariants import invariant_of
 from solat_chaos.model.process_machine import ProcessMachine, process_machines
+from solat_chaos.model.runner import run_machine
 from solat_chaos.model.stats import STATS
 
 from ..planted_bugs import BUGS
@@ -79,3 +83,30 @@ def _hunt(bug: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_process_machine_catches_the_planted_bug(bug: str, monkeypatch) -> None:
     """Found from outside, named, and shrunk to a few steps."""
     _hunt(bug, monkeypatch)
+
+
+@nightly
+def test_a_process_failure_replays_from_its_artifact(tmp_path, monkeypatch) -> None:
+    """The artifact names the adapter; replay starts the engine through it again: it fails
+    while the served engine has the bug, and passes once it has not."""
+    bug = "timeout_resolved_as_rejected"
+    monkeypatch.setenv(PLANTED_BUG_ENV, bug)
+    machine = process_machines(PlantedSolatEngine)[HUNTERS[bug]]
+    (failure,) = run_machine(machine, settings(HUNT, print_blob=True), seed=3)
+    artifact = artifacts.write(
+        artifacts.Artifact.of(
+            failure,
+            machine=HUNTERS[bug],
+            machine_cls=machine,
+            seed=3,
+            profile="ci",
+            stateful_step_count=HUNT.stateful_step_count,
+        ),
+        tmp_path,
+    )
+    recorded = json.loads(artifact.read_text())
+    assert recorded["engine_adapter"] == "tests.blackbox.planted_engine:PlantedSolatEngine"
+    assert recorded["invariant"] in BUGS[bug].invariants
+    assert main(["replay", str(artifact)]) == 1
+    monkeypatch.delenv(PLANTED_BUG_ENV)
+    assert main(["replay", str(artifact)]) == 0
