@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -21,6 +20,7 @@ from solat_chaos.model.runner import run_machine
 from solat_chaos.model.stats import STATS
 
 from ..planted_bugs import BUGS
+from ..stateful.test_catches_planted_bugs import shrunk_steps
 from .planted_engine import PLANTED_BUG_ENV, PlantedSolatEngine
 
 pytestmark = [pytest.mark.chaos, pytest.mark.stateful]
@@ -35,8 +35,6 @@ SMOKE = settings(
     suppress_health_check=list(HealthCheck),
 )
 HUNT = settings(SMOKE, max_examples=150, stateful_step_count=6, report_multiple_bugs=False)
-STEP = re.compile(r"^(\(.*\) = )?state\.(\w+)\(")
-NOT_STEPS = ("start_engine", "judged_from_outside", "teardown")
 # The machine that hunts each bug planted in the served process.
 HUNTERS = {
     "broker_before_intent": "process-broker",
@@ -49,11 +47,6 @@ nightly = pytest.mark.skipif(
 )
 
 
-def shrunk_steps(error: BaseException) -> list[str]:
-    lines = "\n".join(getattr(error, "__notes__", [])).splitlines()
-    return [line for line in lines if (m := STEP.match(line)) and m.group(2) not in NOT_STEPS]
-
-
 def test_the_unmodified_engine_holds_every_invariant() -> None:
     """The ci smoke: a few examples of every rule against `solat-chaos serve`."""
     STATS.reset()
@@ -63,9 +56,7 @@ def test_the_unmodified_engine_holds_every_invariant() -> None:
 
 
 def test_every_invariant_is_checked_for_the_default_engine() -> None:
-    assert {
-        what for what in ProcessMachine.not_checked() if not what.startswith("rule ")
-    } == set()
+    assert {what for what in ProcessMachine.not_checked() if not what.startswith("rule ")} == set()
 
 
 def _hunt(bug: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -65,7 +65,7 @@ def clock_routes(engine: Engine, clock: HeldClock, token: str) -> list[Route]:
         except ValueError as e:
             return _refused(400, f"the body is not valid JSON: {e}", "body")
         if not isinstance(body, dict) or set(body) - {"seconds", "next_timer"}:
-            return _refused(422, "send {\"seconds\": S} or {\"next_timer\": true}", "body")
+            return _refused(422, 'send {"seconds": S} or {"next_timer": true}', "body")
         if body.get("next_timer") is True:
             seconds = seconds_to_next_timer(engine)
         else:

@@ -324,9 +324,7 @@ class SolatEngineAdapter(EngineAdapter):
         return _switch(self._call("POST", "/execution/kill-switch/activate", body={}))
 
     def deactivate_kill_switch(self) -> SwitchAnswer:
-        return _switch(
-            self._call("POST", "/execution/kill-switch/deactivate", body={}, auth=True)
-        )
+        return _switch(self._call("POST", "/execution/kill-switch/deactivate", body={}, auth=True))
 
     def kill_switch_status(self) -> SwitchAnswer:
         return _switch(self._call("GET", "/execution/kill-switch/status"))

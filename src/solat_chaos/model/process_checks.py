@@ -199,8 +199,11 @@ def check_no_silent_loss(world: ProcessWorld, outside: Outside, health=None) -> 
             NO_SILENT_LOSS,
             f"{reference} was answered {answer.status} (deal {answer.deal_id}, filled "
             f"{answer.filled_size}) but the ledger file holds no CONFIRMED record for it"
-            + ("" if health is None else f" (health: {health.trading_state}, "
-               f"{health.outcomes_pending} pending)"),
+            + (
+                ""
+                if health is None
+                else f" (health: {health.trading_state}, {health.outcomes_pending} pending)"
+            ),
         )
 
 
@@ -287,7 +290,7 @@ def check_fail_closed(active: bool, outside: Outside) -> None:
         )
 
 
-# -- after the heal ----------------------------------------------------------------------------------
+# -- after the heal -----------------------------------------------------------------------------
 
 
 def check_liveness(local: dict[str, float], world: ProcessWorld, health, kill_switch: bool) -> None:

@@ -20,6 +20,7 @@ full disk).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -37,15 +38,7 @@ from hypothesis.stateful import (
 
 from solat_chaos.broker.sim import CLOSE_POSITION, OPEN_POSITION
 from solat_chaos.chaos.tcp_proxy import ProxyFault
-from solat_chaos.engine.broker import (
-    BUY,
-    SELL,
-    BrokerProtocolError,
-    BrokerRejected,
-    BrokerTimeout,
-    BrokerUnavailable,
-)
-from solat_chaos.engine.engine import DEFAULT_EPICS
+from solat_chaos.engine.broker import BUY, SELL
 from solat_chaos.model import process_checks as checks
 from solat_chaos.model.engine_adapter import (
     EngineAdapter,
@@ -53,30 +46,23 @@ from solat_chaos.model.engine_adapter import (
     NotSupported,
     SolatEngineAdapter,
 )
+from solat_chaos.model.machines import (
+    EPICS,
+    ERRORS_AFTER,
+    ERRORS_BEFORE,
+    FRACTIONS,
+    PORT_METHODS,
+    SIZES,
+    _count,
+)
 from solat_chaos.model.process_world import ProcessWorld, disk_fault_support
 from solat_chaos.model.stats import STATS
 
-EPICS = sorted(DEFAULT_EPICS)
-SIZES = st.sampled_from([0.5, 1.0, 2.0, 3.0])
-FRACTIONS = st.sampled_from([0.5, 1.0])
-BROKER_ERRORS = {
-    "timeout": lambda: BrokerTimeout("sim: read timeout"),
-    "unavailable": lambda: BrokerUnavailable("sim: connection refused"),
-    "rejected": lambda: BrokerRejected("sim: error.service.unavailable"),
-    "malformed": lambda: BrokerProtocolError("sim: malformed answer", field="dealStatus"),
-}
-ERRORS_AFTER = ("timeout", "malformed")
-BROKER_METHODS = ["open_position", "close_position", "confirm", "positions", "account"]
 # Which broker calls a TCP fault strikes: (HTTP method, path suffix) on IG's REST API.
 TCP_TARGETS = {"orders": ("POST", "/positions/otc"), "reads": ("GET", None)}
 # A request sent to a paused engine is on its way before it is resumed or killed.
 PAUSE_SECONDS = 0.05
 HEAL_RECONCILES = 3
-
-
-def _count(rule_name: str) -> None:
-    STATS.steps += 1
-    STATS.rules[rule_name] += 1
 
 
 class ProcessChaosMachine(RuleBasedStateMachine):
@@ -158,7 +144,7 @@ class ProcessChaosMachine(RuleBasedStateMachine):
     # -- invariants ------------------------------------------------------------------------
 
     @invariant()
-    def judged_from_outside(self) -> None:
+    def safety(self) -> None:
         """Every safety invariant holds after every step: the broker's truth against what
         the API answers and what the files say."""
         self.outside.raise_first()
@@ -199,10 +185,8 @@ class ProcessChaosMachine(RuleBasedStateMachine):
             answer = self._call(self.adapter.reconcile)
             if answer is not None and answer.complete:
                 return
-            try:
+            with contextlib.suppress(NotSupported):
                 self.world.clock.advance(self.adapter.advance_to_next_timer())
-            except NotSupported:
-                pass
 
 
 class OrderRules:
@@ -260,7 +244,6 @@ class OrderRules:
         return self._new_deals()
 
 
-
 class SwitchRules:
     """The operator's emergency stop."""
 
@@ -277,7 +260,6 @@ class SwitchRules:
         answer = self._call(self.adapter.deactivate_kill_switch)
         if answer is not None:
             self.outside.kill_switch_said(answer.active, answer.persisted, activation=False)
-
 
 
 class BrokerRules:
@@ -301,25 +283,26 @@ class BrokerRules:
         self.outside.lags(f"dashboard closed {size or 'all'} of {deal}")
 
     @rule(
-        method=st.sampled_from(BROKER_METHODS),
-        error=st.sampled_from(sorted(BROKER_ERRORS)),
+        method=st.sampled_from(PORT_METHODS),
+        error=st.sampled_from(sorted(ERRORS_BEFORE)),
         count=st.integers(1, 3),
     )
     def broker_fails_next(self, method, error, count):
         """The broker's next calls fail before it executes them (its own seams)."""
         _count("broker_fails_next")
-        self.world.sim.fail_next(method, BROKER_ERRORS[error](), count=count)
+        self.world.sim.fail_next(method, ERRORS_BEFORE[error](), count=count)
 
-    @rule(method=st.sampled_from([OPEN_POSITION, CLOSE_POSITION]), error=st.sampled_from(ERRORS_AFTER))
+    @rule(
+        method=st.sampled_from([OPEN_POSITION, CLOSE_POSITION]), error=st.sampled_from(ERRORS_AFTER)
+    )
     def broker_executes_but_the_answer_is_lost(self, method, error):
         _count("broker_executes_but_the_answer_is_lost")
-        self.world.sim.fail_next(method, BROKER_ERRORS[error](), after_execute=True)
+        self.world.sim.fail_next(method, ERRORS_BEFORE[error](), after_execute=True)
 
     @rule(method=st.sampled_from([OPEN_POSITION, CLOSE_POSITION]), fraction=st.sampled_from([0.5]))
     def broker_fills_partially(self, method, fraction):
         _count("broker_fills_partially")
         self.world.sim.fill_fraction(fraction, method=method)
-
 
 
 class NetworkRules:
@@ -344,7 +327,6 @@ class NetworkRules:
             proxy.trickle(method, path, chunk=64)
         else:
             proxy.close_mid_body(method, path)
-
 
 
 class ProcessRules:
@@ -417,7 +399,6 @@ class ProcessRules:
         self.world.make_room()
 
 
-
 class ProcessMachine(
     ProcessChaosMachine, OrderRules, SwitchRules, BrokerRules, NetworkRules, ProcessRules
 ):
@@ -447,4 +428,3 @@ def process_machines(adapter_cls: type[EngineAdapter]) -> dict[str, type[Process
         attributes = {"adapter_cls": adapter_cls, "__qualname__": name, "__module__": __name__}
         machines[key] = type(name, (machine,), attributes)
     return machines
-
