@@ -268,7 +268,10 @@ class BrokerRules:
     @rule(target=ProcessChaosMachine.deals, epic=st.sampled_from(EPICS), size=SIZES)
     def open_on_the_dashboard(self, epic, size):
         _count("open_on_the_dashboard")
-        confirm = self.world.sim.open_externally(epic, BUY, size)
+        try:
+            confirm = self.world.sim.open_externally(epic, BUY, size)
+        except ValueError:
+            return self._new_deals()  # the broker refused it (funds): nothing happened
         self.outside.lags(f"dashboard opened {confirm.deal_id}")
         return self._new_deals()
 
