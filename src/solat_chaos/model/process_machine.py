@@ -37,6 +37,7 @@ from hypothesis.stateful import (
 )
 
 from solat_chaos.broker.sim import CLOSE_POSITION, OPEN_POSITION
+from solat_chaos.chaos.engine_process import EngineDidNotStart
 from solat_chaos.chaos.tcp_proxy import ProxyFault
 from solat_chaos.engine.broker import BUY, SELL
 from solat_chaos.model import process_checks as checks
@@ -46,6 +47,7 @@ from solat_chaos.model.engine_adapter import (
     NotSupported,
     SolatEngineAdapter,
 )
+from solat_chaos.model.invariants import LIVENESS, InvariantViolation
 from solat_chaos.model.machines import (
     EPICS,
     ERRORS_AFTER,
@@ -102,13 +104,16 @@ class ProcessChaosMachine(RuleBasedStateMachine):
     def start_engine(self):
         """The engine starts on an empty data directory and reconciles before trading."""
         _count("start_engine")
-        self.world.start()
-        self._after_start()
+        self._start(self.world.start)
         return self._new_deals()
 
-    def _after_start(self) -> None:
-        """What a process shows as it starts: its kill switch, then the startup reconcile
-        its own timer would run."""
+    def _start(self, start) -> None:
+        """Start a process (`world.start` or `world.restart`), then judge what it shows as
+        it starts: its kill switch, then the startup reconcile its own timer would run."""
+        try:
+            start()
+        except EngineDidNotStart as exc:
+            raise InvariantViolation(LIVENESS, f"the engine did not come up: {exc}") from exc
         active = self.adapter.kill_switch_status().active
         self.outside.kill_switch_reported = active
         STATS.invariant_checks += 2
@@ -169,12 +174,15 @@ class ProcessChaosMachine(RuleBasedStateMachine):
         world = self.world
         try:
             if not self.outside.violations:
-                world.heal()
-                self._heal_reconcile()
-                health = self.adapter.health()
-                local = self.adapter.positions()
-                kill_switch = self.adapter.kill_switch_status().active
                 STATS.invariant_checks += 1
+                try:
+                    world.heal()
+                    self._heal_reconcile()
+                    health = self.adapter.health()
+                    local = self.adapter.positions()
+                    kill_switch = self.adapter.kill_switch_status().active
+                except (EngineUnreachable, EngineDidNotStart) as exc:
+                    raise InvariantViolation(LIVENESS, f"after healing: {exc}") from exc
                 checks.check_liveness(local, world, health, kill_switch)
         finally:
             world.close()
@@ -352,8 +360,7 @@ class ProcessRules:
                 state.write(b"\x00rot")
             self.outside.kill_switch_file_rotted = True
         self.outside.lags("the engine restarted")
-        world.restart()
-        self._after_start()
+        self._start(world.restart)
         return self._new_deals()
 
     @precondition(lambda self: self.world.alive)
@@ -379,8 +386,7 @@ class ProcessRules:
             world.kill()
             sender.join()
             self.outside.lags("an order was sent to a paused engine that was then killed")
-            world.restart()
-            self._after_start()
+            self._start(world.restart)
         else:
             world.process.resume()
             sender.join()
