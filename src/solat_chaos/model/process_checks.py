@@ -18,7 +18,7 @@ import threading
 
 from solat_chaos.broker.sim import OPENED
 from solat_chaos.engine.broker import ACCEPTED, CloseOrder, OpenOrder
-from solat_chaos.engine.records import Confirmed, Intent, Rejected
+from solat_chaos.engine.records import TERMINAL, Confirmed, Intent, Rejected
 from solat_chaos.model.engine_adapter import FILLED, REJECTED, EngineAdapter, OrderAnswer
 from solat_chaos.model.invariants import (
     AUDIT_BEFORE_BROKER,
@@ -164,9 +164,9 @@ def _broker_filled(world: ProcessWorld, reference: str) -> bool:
 
 
 def check_no_silent_loss(world: ProcessWorld, outside: Outside, health=None) -> None:
-    """Every order answered filled is CONFIRMED in the ledger file (or pending, with the engine
-    halted and its health saying so); no order the broker filled was answered, or recorded,
-    as rejected."""
+    """Every order answered filled is CONFIRMED in the ledger file, or pending with the engine
+    halted and its health saying so, or (a kill lost what was pending) an INTENT without an
+    outcome yet; no order the broker filled was answered, or recorded, as rejected."""
     for reference in sorted(outside.answered_rejected):
         if _broker_filled(world, reference):
             _violated(
@@ -190,8 +190,12 @@ def check_no_silent_loss(world: ProcessWorld, outside: Outside, health=None) -> 
                 f"{record.reason}) but the broker filled it",
             )
     confirmed = {r.deal_reference for r in ledger if isinstance(r, Confirmed)}
+    # An outcome pending in memory dies with the process; its INTENT, still without an
+    # outcome, is what the next process resolves by deal reference.
+    terminal = {r.deal_reference for r in ledger if isinstance(r, TERMINAL)}
+    unresolved = _intents(ledger) - terminal
     for reference, answer in outside.acknowledged.items():
-        if reference in confirmed:
+        if reference in confirmed or reference in unresolved:
             continue
         if health is not None and health.outcomes_pending and health.trading_state == "HALTED":
             continue
