@@ -155,6 +155,14 @@ def serve(
 ) -> None:
     """Run the service until SIGINT or SIGTERM. `clock` is the engine's Clock port."""
     check_bind(options.host, options.allow_remote)
+    credentials: dict[str, str | None] = {
+        "api_key": DEFAULT_API_KEY,
+        "identifier": DEFAULT_IDENTIFIER,
+        "password": DEFAULT_PASSWORD,
+        "account_id": None,
+    }
+    if options.broker_url is not None:
+        credentials = broker_credentials(environ)
     data_dir = options.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     token = load_or_create_token(data_dir)
@@ -162,14 +170,8 @@ def serve(
     if options.broker_url is None:
         embedded = embedded_broker(data_dir)
         url = embedded[0]
-        credentials: dict[str, str | None] = {
-            "api_key": DEFAULT_API_KEY,
-            "identifier": DEFAULT_IDENTIFIER,
-            "password": DEFAULT_PASSWORD,
-            "account_id": None,
-        }
     else:
-        url, credentials = options.broker_url, broker_credentials(environ)
+        url = options.broker_url
     broker = IGRestBroker(url, **credentials)  # type: ignore[arg-type]
     fs = OsFileSystem()
     engine = Engine.open(
