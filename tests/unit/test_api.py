@@ -13,14 +13,7 @@ import pytest
 from solat_chaos.api.app import create_app
 from solat_chaos.api.serve import ServeError, check_bind
 from solat_chaos.api.token import TOKEN_FILE, bearer_matches, load_or_create_token
-from solat_chaos.broker.ig_http import (
-    DEFAULT_API_KEY,
-    DEFAULT_IDENTIFIER,
-    DEFAULT_PASSWORD,
-    SIM_BASE_URL,
-    sim_transport,
-)
-from solat_chaos.broker.ig_rest import IGRestBroker
+from solat_chaos.broker.harness import ig_rest_view
 from solat_chaos.broker.sim import SimBroker
 from solat_chaos.engine.clock import SimClock
 from solat_chaos.engine.engine import Engine
@@ -32,13 +25,7 @@ ACTIVATE = "/execution/kill-switch/activate"
 
 
 def _client(tmp_path: Path, *, client_host: str = "127.0.0.1", remote: bool = False):
-    broker = IGRestBroker(
-        SIM_BASE_URL,
-        api_key=DEFAULT_API_KEY,
-        identifier=DEFAULT_IDENTIFIER,
-        password=DEFAULT_PASSWORD,
-        transport=sim_transport(SimBroker()),
-    )
+    broker = ig_rest_view(SimBroker())
     engine = Engine.open(str(tmp_path), broker, fs=OsFileSystem(), clock=SimClock())
     app = create_app(engine, TOKEN, reads_need_token=remote, tick_interval=None)
     transport = httpx.ASGITransport(app=app, client=(client_host, 50000))

@@ -24,14 +24,7 @@ from starlette.applications import Starlette
 
 from solat_chaos.api.app import create_app
 from solat_chaos.api.token import bearer_matches
-from solat_chaos.broker.ig_http import (
-    DEFAULT_API_KEY,
-    DEFAULT_IDENTIFIER,
-    DEFAULT_PASSWORD,
-    SIM_BASE_URL,
-    sim_transport,
-)
-from solat_chaos.broker.ig_rest import IGRestBroker
+from solat_chaos.broker.harness import ig_rest_view
 from solat_chaos.broker.sim import SimBroker
 from solat_chaos.engine.clock import SimClock
 from solat_chaos.engine.engine import Engine
@@ -44,13 +37,7 @@ def _service() -> Starlette:
     """The app over a fresh engine on a temporary data directory (removed at exit)."""
     data_dir = tempfile.mkdtemp(prefix="solat-api-fuzz-")
     atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
-    broker = IGRestBroker(
-        SIM_BASE_URL,
-        api_key=DEFAULT_API_KEY,
-        identifier=DEFAULT_IDENTIFIER,
-        password=DEFAULT_PASSWORD,
-        transport=sim_transport(SimBroker()),
-    )
+    broker = ig_rest_view(SimBroker())
     engine = Engine.open(data_dir, broker, fs=OsFileSystem(), clock=SimClock())
     return create_app(engine, TOKEN, tick_interval=None)
 

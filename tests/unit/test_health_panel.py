@@ -14,15 +14,8 @@ import httpx
 import pytest
 
 from solat_chaos.api.app import create_app
-from solat_chaos.broker.ig_http import (
-    DEFAULT_API_KEY,
-    DEFAULT_IDENTIFIER,
-    DEFAULT_PASSWORD,
-    SIM_BASE_URL,
-    LoopbackServer,
-    sim_transport,
-)
-from solat_chaos.broker.ig_rest import IGRestBroker
+from solat_chaos.broker.harness import ig_rest_view
+from solat_chaos.broker.ig_http import LoopbackServer
 from solat_chaos.broker.sim import SimBroker
 from solat_chaos.engine.clock import SimClock
 from solat_chaos.engine.engine import Engine
@@ -92,13 +85,7 @@ def served_engine(tmp_path) -> Iterator[tuple[str, SimClock]]:
     """An engine with one open position, served over HTTP on loopback; its SimClock."""
     chromium()  # skip before serving anything when there is no browser
     clock = SimClock()
-    broker = IGRestBroker(
-        SIM_BASE_URL,
-        api_key=DEFAULT_API_KEY,
-        identifier=DEFAULT_IDENTIFIER,
-        password=DEFAULT_PASSWORD,
-        transport=sim_transport(SimBroker()),
-    )
+    broker = ig_rest_view(SimBroker())
     engine = Engine.open(str(tmp_path), broker, fs=OsFileSystem(), clock=clock)
     with LoopbackServer(create_app(engine, TOKEN, tick_interval=None)) as server:
         yield server.base_url, clock

@@ -248,9 +248,9 @@ def create_app(
         ticking = None
         if tick_interval:
             ticking = asyncio.create_task(_tick_forever(engine, tick_interval))
-        if started is not None:
-            started()
         try:
+            if started is not None:
+                started()
             yield
         finally:
             if ticking is not None:

@@ -102,14 +102,17 @@ function render(health, positions) {
   if (!positions.positions.length) book.appendChild(row(["none", "", "", ""]));
   text("refreshed", "refreshed " + new Date().toLocaleTimeString());
 }
+async function read(url) {
+  const answer = await fetch(url, {cache: "no-store"});
+  if (!answer.ok) throw new Error(url + " answered HTTP " + answer.status);
+  return answer.json();
+}
 async function refresh() {
   try {
-    const [health, positions] = await Promise.all(
-      ["/health", "/execution/positions"].map(
-        url => fetch(url, {cache: "no-store"}).then(r => r.json())));
+    const [health, positions] = await Promise.all([read("/health"), read("/execution/positions")]);
     render(health, positions);
   } catch (e) {
-    text("status", "service unreachable: " + e, "bad");
+    text("status", "cannot read the service: " + e.message, "bad");
   }
 }
 refresh();

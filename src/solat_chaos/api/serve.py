@@ -158,74 +158,84 @@ def serve(
 ) -> None:
     """Run the service until SIGINT or SIGTERM. `clock` is the engine's Clock port."""
     check_bind(options.host, options.allow_remote)
-    data_dir = options.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    token = load_or_create_token(data_dir)
-    embedded: tuple[str, int] | None = None
-    if options.broker_url is None:
-        embedded = embedded_broker(data_dir)
-        url = embedded[0]
-        credentials: dict[str, str | None] = {
-            "api_key": DEFAULT_API_KEY,
-            "identifier": DEFAULT_IDENTIFIER,
-            "password": DEFAULT_PASSWORD,
-            "account_id": None,
-        }
-    else:
-        url, credentials = options.broker_url, broker_credentials(environ)
-    broker = IGRestBroker(url, **credentials)  # type: ignore[arg-type]
-    held = None if options.test_clock is None else HeldClock(options.test_clock)
-    clock = held or clock
-    fs = OsFileSystem()
-    engine = Engine.open(
-        str(data_dir),
-        broker,
-        fs=fs,
-        clock=clock or SystemClock(),
-        config=EngineConfig(in_doubt_grace=options.in_doubt_grace, limits=options.limits),
-    )
+    credentials: dict[str, str | None] = {
+        "api_key": DEFAULT_API_KEY,
+        "identifier": DEFAULT_IDENTIFIER,
+        "password": DEFAULT_PASSWORD,
+        "account_id": None,
+    }
+    if options.broker_url is not None:
+        credentials = broker_credentials(environ)
+    # Bound before anything starts, so a port in use stops us before a broker is running.
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((options.host, options.port))
-    service_url = f"http://{options.host}:{listener.getsockname()[1]}"
-
-    def started() -> None:
-        try:
-            _write_json(data_dir / SERVICE_FILE, {"url": service_url, "pid": os.getpid()})
-        except OSError as e:
-            # A full disk must not keep the engine from starting: it reads, reconciles and
-            # reports, and only the orders that need a write are refused.
-            log.warning("could not write %s: %s", data_dir / SERVICE_FILE, e)
-        switch = engine.kill_switch.status
-        log.info(
-            "serving %s; broker %s%s; data %s; kill switch %s (%s); token in %s (%s)",
-            service_url,
-            url,
-            " (embedded simulated IG broker)" if embedded else "",
-            data_dir,
-            "ACTIVE" if switch.active else "off",
-            switch.reason,
-            data_dir / TOKEN_FILE,
-            redacted(token),
-        )
-
-    # Here and not after `run`: uvicorn re-raises the signal that stopped it once it is done.
-    async def stopping() -> None:
-        await broker.aclose()
-        fs.close()
-        if embedded is not None:
-            stop_embedded_broker(data_dir, *embedded)
-
-    app = create_app(
-        engine,
-        token,
-        reads_need_token=options.allow_remote,
-        tick_interval=None if held else options.tick_interval,
-        started=started,
-        stopping=stopping,
-    )
-    if held is not None:
-        app.router.routes.extend(clock_routes(engine, held, token))
-    config = uvicorn.Config(app, http="h11", lifespan="on", log_level="warning", access_log=False)
     with listener:
-        uvicorn.Server(config).run(sockets=[listener])
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((options.host, options.port))
+        service_url = f"http://{options.host}:{listener.getsockname()[1]}"
+        data_dir = options.data_dir.resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        token = load_or_create_token(data_dir)
+        embedded = embedded_broker(data_dir) if options.broker_url is None else None
+        url = embedded[0] if embedded is not None else str(options.broker_url)
+        fs = OsFileSystem()
+
+        def release() -> None:
+            """Stop what this service started; harmless to call again."""
+            fs.close()
+            if embedded is not None:
+                stop_embedded_broker(data_dir, *embedded)
+
+        try:
+            broker = IGRestBroker(url, **credentials)  # type: ignore[arg-type]
+            held = None if options.test_clock is None else HeldClock(options.test_clock)
+            clock = held or clock
+            engine = Engine.open(
+                str(data_dir),
+                broker,
+                fs=fs,
+                clock=clock or SystemClock(),
+                config=EngineConfig(in_doubt_grace=options.in_doubt_grace, limits=options.limits),
+            )
+
+            def started() -> None:
+                try:
+                    _write_json(data_dir / SERVICE_FILE, {"url": service_url, "pid": os.getpid()})
+                except OSError as e:
+                    # A full disk must not keep the engine from starting: it reads, reconciles
+                    # and reports, and only the orders that need a write are refused.
+                    log.warning("could not write %s: %s", data_dir / SERVICE_FILE, e)
+                switch = engine.kill_switch.status
+                log.info(
+                    "serving %s; broker %s%s; data %s; kill switch %s (%s); token in %s (%s)",
+                    service_url,
+                    url,
+                    " (embedded simulated IG broker)" if embedded else "",
+                    data_dir,
+                    "ACTIVE" if switch.active else "off",
+                    switch.reason,
+                    data_dir / TOKEN_FILE,
+                    redacted(token),
+                )
+
+            # In the app's lifespan, not only below: once it has stopped on a signal, uvicorn
+            # raises that signal again, and SIGTERM then ends the process before `finally`.
+            async def stopping() -> None:
+                await broker.aclose()
+                release()
+
+            app = create_app(
+                engine,
+                token,
+                reads_need_token=options.allow_remote,
+                tick_interval=None if held else options.tick_interval,
+                started=started,
+                stopping=stopping,
+            )
+            if held is not None:
+                app.router.routes.extend(clock_routes(engine, held, token))
+            config = uvicorn.Config(
+                app, http="h11", lifespan="on", log_level="warning", access_log=False
+            )
+            uvicorn.Server(config).run(sockets=[listener])
+        finally:
+            release()

@@ -124,12 +124,15 @@ async def _orders_until_kill(engine) -> dict[str, dict]:
     return answered
 
 
-async def _broker_truth(url: str, references: set[str]) -> tuple[dict[str, float], set[str]]:
-    """The broker's open positions (deal id -> size), and which references it executed."""
+async def _broker_truth(
+    url: str, references: set[str]
+) -> tuple[dict[str, tuple[str, float]], set[str]]:
+    """The broker's open positions (deal id -> deal reference, size), and which of
+    `references` it executed."""
     async with IGRestBroker(
         url, api_key=DEFAULT_API_KEY, identifier=DEFAULT_IDENTIFIER, password=DEFAULT_PASSWORD
     ) as broker:
-        positions = {p.deal_id: p.size for p in await broker.positions()}
+        positions = {p.deal_id: (p.deal_reference, p.size) for p in await broker.positions()}
         executed = set()
         for reference in references:
             confirm = await broker.confirm(reference)
@@ -185,8 +188,11 @@ async def test_sigkill_with_50_orders_in_flight__none_lost_none_left_in_doubt(
             assert reference in confirmed, f"{reference} is at the broker but not booked"
         else:
             assert reference in rejected and reference not in confirmed, reference
-    assert executed <= intents, "an order reached the broker without a durable intent"
-    assert {p["deal_id"]: p["size"] for p in book} == positions
+    at_broker = {reference for reference, _ in positions.values()}
+    assert at_broker <= intents, "an order reached the broker without a durable intent"
+    assert {p["deal_id"]: p["size"] for p in book} == {
+        deal_id: size for deal_id, (_, size) in positions.items()
+    }
 
 
 async def test_1000_status_reads_during_activation__none_inactive_after_the_answer(
