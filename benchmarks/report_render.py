@@ -107,9 +107,8 @@ def main() -> None:
         seconds = time.perf_counter() - begun
         if done.returncode not in (0, 1):
             sys.exit(done.stderr)
-        cells = out.read_text().count("<td class=\"blind\"") + out.read_text().count(
-            "<td style=\"background"
-        )
+        page = out.read_text()
+        cells = page.count('<td class="blind"') + page.count('<td style="background')
         print(
             f"report_render: runs={args.runs} seconds={seconds:.2f} "
             f"html_kib={out.stat().st_size // 1024} cells={cells}"
