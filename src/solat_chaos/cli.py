@@ -63,7 +63,7 @@ from solat_chaos.model.explore import (
 from solat_chaos.model.regression import RegressionError, write_test
 from solat_chaos.model.replay import FAILS, PASSES, replay
 from solat_chaos.model.run_record import RunRecordError, run_store_for
-from solat_chaos.report.summary import DEFAULT_HISTORY, summarize
+from solat_chaos.report.summary import DEFAULT_HISTORY
 
 OK, FAILED, CANNOT_RUN = 0, 1, 2
 
@@ -227,12 +227,13 @@ def _explore(
         return CANNOT_RUN
     out.print(_verdict_table(report))
     _print_verdict(out, report, options)
-    if args.report is not None:
+    if args.report is not None and report.record is not None:
         # Imported here: the report's libraries (Jinja2, matplotlib) load only when asked for.
-        from solat_chaos.report.html import write_report_from
+        from solat_chaos.report.html import newest, write_report
 
-        written = write_report_from(run_store_for(database_from()), args.report, runs=1)
-        out.print(f"report: {written}", highlight=False, soft_wrap=True)
+        history = newest(run_store_for(database_from()).load(), DEFAULT_HISTORY)
+        write_report(args.report, [report.record], history)
+        out.print(f"report: {args.report}", highlight=False, soft_wrap=True)
     if report.ok:
         return OK
     failed = any(tally.failures for tally in report.tallies.values())
@@ -367,7 +368,7 @@ def _replay(args: argparse.Namespace, machines: Machines | None) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from solat_chaos.report.html import write_report
+    from solat_chaos.report.html import newest, write_report
 
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -376,11 +377,10 @@ def _report(args: argparse.Namespace) -> int:
     except (DatabaseError, RunRecordError) as exc:
         err.print(f"[red]solat-chaos report:[/] {escape(str(exc))}")
         return CANNOT_RUN
-    written = write_report(args.out, records, runs=args.runs, history=args.history)
-    verdict = summarize(records[-args.runs :], []).verdict
+    covered = newest(records, args.runs)
+    verdict = write_report(args.out, covered, newest(records, args.history)).verdict
     out.print(
-        f"{'SAFE' if verdict.safe else 'NOT SAFE'} for LIVE over {min(args.runs, len(records))} "
-        f"run(s): {written}",
+        f"{'SAFE' if verdict.safe else 'NOT SAFE'} for LIVE over {len(covered)} run(s): {args.out}",
         markup=False,
     )
     for reason in verdict.reasons:

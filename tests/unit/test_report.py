@@ -9,7 +9,14 @@ from pathlib import Path
 
 import attrs
 
-from solat_chaos.model.run_record import FailureRecord, MachineRecord, RunRecord
+from solat_chaos.cli import main
+from solat_chaos.model.run_record import (
+    RUNS_DIR,
+    DirectoryRunStore,
+    FailureRecord,
+    MachineRecord,
+    RunRecord,
+)
 from solat_chaos.model.stats import NO_FAULT
 from solat_chaos.report.html import render, write_report
 from solat_chaos.report.summary import summarize
@@ -88,7 +95,8 @@ def test_the_page_shows_verdict_failure_heatmap_and_history_and_loads_nothing(
 ) -> None:
     records = [run(day, machine("disk", 1, steps=10 + day)) for day in range(1, 4)]
     records.append(run(4, machine("disk", 1, FAILURE)))
-    page = write_report(tmp_path / "report.html", records, runs=1).read_text()
+    write_report(tmp_path / "report.html", records[-1:], records)
+    page = (tmp_path / "report.html").read_text()
     assert "NOT safe for LIVE" in page and "tier 1 failed: machine disk" in page
     assert FAILURE.evidence in page and FAILURE.replay_command in page
     assert "state.submit_order(size=0.5)" in page
@@ -106,3 +114,19 @@ def test_the_page_escapes_what_it_shows() -> None:
     hostile = attrs.evolve(FAILURE, evidence="<script>alert(1)</script>")
     page = render(summarize([run(1, machine("disk", 1, hostile))], []))
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_report_command_covers_the_newest_runs(tmp_path: Path, monkeypatch) -> None:
+    database = tmp_path / "examples"
+    monkeypatch.setenv("SOLAT_CHAOS_DB", str(database))
+    out = tmp_path / "report.html"
+    assert main(["report", "--out", str(out)]) == 1
+    assert "no explore run is recorded" in out.read_text()
+
+    store = DirectoryRunStore(database / RUNS_DIR)
+    store.save(run(1, machine("disk", 1, FAILURE)))
+    store.save(run(2, machine("disk", 1)))
+    assert main(["report", "--out", str(out)]) == 0
+    assert "SAFE for LIVE</strong>" in out.read_text()
+    assert main(["report", "--runs", "2", "--out", str(out)]) == 1
+    assert "NOT safe for LIVE" in out.read_text()

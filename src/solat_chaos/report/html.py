@@ -12,9 +12,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 import solat_chaos
-from solat_chaos.model.run_record import RunRecord, RunStore
+from solat_chaos.model.run_record import RunRecord
 from solat_chaos.report.charts import cell_colour, history_svg
-from solat_chaos.report.summary import DEFAULT_HISTORY, Summary, summarize
+from solat_chaos.report.summary import Summary, summarize
 
 _ENVIRONMENT = Environment(
     loader=PackageLoader("solat_chaos.report", "templates"),
@@ -36,20 +36,16 @@ def render(summary: Summary) -> str:
 
 
 def write_report(
-    path: str | os.PathLike[str],
-    records: Sequence[RunRecord],
-    *,
-    runs: int = 1,
-    history: int = DEFAULT_HISTORY,
-) -> Path:
-    """Write the report over the newest `runs` of `records` (oldest first), with the newest
-    `history` as the trend; the path written."""
+    path: str | os.PathLike[str], covered: Sequence[RunRecord], history: Sequence[RunRecord]
+) -> Summary:
+    """Write the report over the `covered` runs with `history` (oldest first) as the trend;
+    what it says."""
+    summary = summarize(covered, history)
     out = Path(path)
-    summary = summarize(records[-runs:] if runs else [], records[-history:] if history else [])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(summary), encoding="utf-8")
-    return out
+    return summary
 
 
-def write_report_from(store: RunStore, path: str | os.PathLike[str], **window: int) -> Path:
-    return write_report(path, store.load(), **window)
+def newest(records: Sequence[RunRecord], count: int) -> list[RunRecord]:
+    return list(records[-count:]) if count > 0 else []
