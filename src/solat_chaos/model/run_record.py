@@ -46,7 +46,7 @@ from solat_chaos.model.artifacts import current_commit, replay_command
 from solat_chaos.model.invariants import INVARIANTS_CHECKED_BY
 
 if TYPE_CHECKING:
-    from solat_chaos.model.explore import ExploreReport, MachineTally
+    from solat_chaos.model.explore import ExploreReport, FoundFailure, MachineTally
 
 SCHEMA = 1
 RUNS_DIR = "solat-chaos-runs"
@@ -163,17 +163,7 @@ def _machine_record(tally: MachineTally, machine_cls: type) -> MachineRecord:
         rule_steps=dict(sorted(tally.rules.items())),
         checks=dict(sorted(checks.items())),
         coverage=dict(coverage),
-        failures=tuple(
-            FailureRecord(
-                invariant=failure.invariant,
-                evidence=failure.evidence,
-                artifact=str(failure.artifact),
-                replay_command=replay_command(failure.artifact),
-                steps=_steps_of(failure.artifact),
-                seed=_seed_of(failure.artifact),
-            )
-            for failure in tally.failures.values()
-        ),
+        failures=tuple(_failure_record(failure) for failure in tally.failures.values()),
         errors=tuple(tally.errors),
     )
 
@@ -183,19 +173,19 @@ def _rules_of(machine_cls: type) -> tuple[str, ...]:
     return tuple(sorted(r.function.__name__ for r in (*setup.initializers, *setup.rules)))
 
 
-def _artifact_field(path: Path, name: str) -> Any:
+def _failure_record(failure: FoundFailure) -> FailureRecord:
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get(name)
+        artifact = json.loads(failure.artifact.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-
-
-def _steps_of(path: Path) -> str:
-    return _artifact_field(path, "steps") or ""
-
-
-def _seed_of(path: Path) -> int | None:
-    return _artifact_field(path, "seed")
+        artifact = {}  # the steps and seed are a convenience; the artifact stays the source
+    return FailureRecord(
+        invariant=failure.invariant,
+        evidence=failure.evidence,
+        artifact=str(failure.artifact),
+        replay_command=replay_command(failure.artifact),
+        steps=artifact.get("steps") or "",
+        seed=artifact.get("seed"),
+    )
 
 
 # ---------------------------------------------------------------------------- stores
