@@ -96,6 +96,7 @@ class ProcessChaosMachine(RuleBasedStateMachine):
         return missing
 
     def _order_arrives(self, order) -> None:
+        STATS.checked(checks.check_order_arrival)
         checks.check_order_arrival(order, self.world, self.outside)
 
     # -- the engine's life -----------------------------------------------------------------
@@ -116,7 +117,7 @@ class ProcessChaosMachine(RuleBasedStateMachine):
             raise InvariantViolation(LIVENESS, f"the engine did not come up: {exc}") from exc
         active = self.adapter.kill_switch_status().active
         self.outside.kill_switch_reported = active
-        STATS.invariant_checks += 2
+        STATS.checked(checks.check_fail_closed, checks.check_kill_switch_durable)
         checks.check_fail_closed(active, self.outside)
         checks.check_kill_switch_durable(active, self.outside, self.world.restarts)
         self._reconcile()
@@ -132,7 +133,7 @@ class ProcessChaosMachine(RuleBasedStateMachine):
     def _reconcile(self) -> None:
         answer = self._call(self.adapter.reconcile)
         if answer is not None and answer.complete:
-            STATS.invariant_checks += 1
+            STATS.checked(checks.check_converged)
             local = self.adapter.positions()
             checks.check_converged(local, self.world, "right after a reconcile reported success")
             self.outside.book_may_lag.clear()
@@ -162,7 +163,12 @@ class ProcessChaosMachine(RuleBasedStateMachine):
             active = self.adapter.kill_switch_status().active
         except EngineUnreachable:
             return
-        STATS.invariant_checks += 4
+        STATS.checked(
+            checks.check_no_silent_loss,
+            checks.check_exactly_once_fills,
+            checks.check_kill_switch_durable,
+            checks.check_converged,
+        )
         checks.check_no_silent_loss(world, self.outside, health)
         checks.check_exactly_once_fills(local, world)
         checks.check_kill_switch_durable(active, self.outside, world.restarts)
@@ -174,7 +180,7 @@ class ProcessChaosMachine(RuleBasedStateMachine):
         world = self.world
         try:
             if not self.outside.violations:
-                STATS.invariant_checks += 1
+                STATS.checked(checks.check_liveness)
                 try:
                     world.heal()
                     self._heal_reconcile()
@@ -351,7 +357,7 @@ class ProcessRules:
         _count("kill_and_restart")
         world = self.world
         world.kill()
-        STATS.invariant_checks += 2
+        STATS.checked(checks.check_files_after_kill)
         checks.check_files_after_kill(world, self.outside)
         path = self.adapter.kill_switch_path()
         if rot_kill_switch_file and path is not None and os.path.exists(path):
