@@ -64,7 +64,8 @@ from solat_chaos.model.stats import STATS
 TCP_TARGETS = {"orders": ("POST", "/positions/otc"), "reads": ("GET", None)}
 # A request sent to a paused engine is on its way before it is resumed or killed.
 PAUSE_SECONDS = 0.05
-HEAL_RECONCILES = 3
+# Enough timers for any in-doubt grace to run out (each moves to the engine's next timer).
+HEAL_RECONCILES = 8
 
 
 class ProcessChaosMachine(RuleBasedStateMachine):
