@@ -48,13 +48,18 @@ SIZE_EPSILON = 1e-9
 
 
 def not_checked(adapter: EngineAdapter) -> dict[str, str]:
-    """{invariant: why it cannot be judged} for an engine behind `adapter`."""
+    """{invariant: why it cannot be judged} for an engine behind `adapter`: the optional
+    capabilities its class does not provide."""
+
+    def lacks(capability: str) -> bool:
+        return getattr(type(adapter), capability) is getattr(EngineAdapter, capability)
+
     missing = {}
-    if adapter.ledger() is None:
+    if lacks("ledger"):
         missing[AUDIT_BEFORE_BROKER] = "the adapter reads no ledger file"
-    if adapter.kill_switch_path() is None:
+    if lacks("kill_switch_path"):
         missing[FAIL_CLOSED] = "the adapter names no kill switch state file to corrupt"
-    if adapter.risk_limits() is None:
+    if lacks("risk_limits") or adapter.risk_limits() is None:
         missing[RISK_LIMITS] = "the adapter states no risk limits"
     return missing
 
