@@ -65,6 +65,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from solat_chaos.broker.ig_tlcp import TlcpState
 from solat_chaos.broker.sim import Market, SimBroker
 from solat_chaos.engine.broker import (
     ACCEPTED,
@@ -166,6 +167,14 @@ class IGHttpState:
         self.refresh_tokens.clear()
 
     # -------------------------------------------------------------- auth
+
+    @staticmethod
+    def _lightstreamer_endpoint(request: Request) -> str:
+        """The trade stream is served by this same app (`ig_tlcp`), at the address asked."""
+        return f"{request.url.scheme}://{request.url.netloc}"
+
+    def streaming_credentials_valid(self, cst: str, security_token: str) -> bool:
+        return self.sessions.get(cst) == security_token
 
     def _token(self, prefix: str) -> str:
         self._token_counter += 1
@@ -327,6 +336,11 @@ class IGHttpState:
             body["affectedDeals"] = [{"dealId": confirm.deal_id, "status": record.affected_status}]
         return body
 
+    def streamed_confirm_json(self, deal_reference: str) -> dict[str, Any] | None:
+        """The confirm of `deal_reference` as the stream's CONFIRMS field carries it."""
+        record = self.sim.confirm_record(deal_reference)
+        return None if record is None else self._confirm_json(record.confirm)
+
     def _port_error(self, request: Request, error: BrokerError, *, trading: bool) -> Response:
         if isinstance(error, BrokerRejected):
             return _error(400, error.reason)
@@ -368,7 +382,7 @@ class IGHttpState:
                 "timezoneOffset": 0,
                 "locale": "en_GB",
                 "currency": self.sim.currency,
-                "lightstreamerEndpoint": "https://demo-apd.marketdatasystems.com",
+                "lightstreamerEndpoint": self._lightstreamer_endpoint(request),
             },
             headers,
         )
@@ -398,7 +412,7 @@ class IGHttpState:
                     "clientId": self.client_id,
                     "accountId": self.account_id,
                     "timezoneOffset": 0,
-                    "lightstreamerEndpoint": "https://demo-apd.marketdatasystems.com",
+                    "lightstreamerEndpoint": self._lightstreamer_endpoint(request),
                     "oauthToken": self._new_oauth(),
                 },
             )
@@ -408,7 +422,7 @@ class IGHttpState:
             "currencyIsoCode": self.sim.currency,
             "currencySymbol": "£" if self.sim.currency == "GBP" else self.sim.currency,
             "currentAccountId": self.account_id,
-            "lightstreamerEndpoint": "https://demo-apd.marketdatasystems.com",
+            "lightstreamerEndpoint": self._lightstreamer_endpoint(request),
             "accounts": [
                 {
                     "accountId": self.account_id,
@@ -623,9 +637,12 @@ def create_app(
     account_type: str = "SPREADBET",
     client_id: str = "100000001",
     expiry: str = "DFB",
+    stream_keepalive_ms: int = 1000,
+    stream_replay: int = 3,
 ) -> Starlette:
-    """A Starlette app answering IG's REST dialect from `sim`. `app.state.ig` is the
-    `IGHttpState` (sessions, `expire_sessions()`, `logins`)."""
+    """A Starlette app answering IG's REST dialect from `sim`, and its trade stream over
+    Lightstreamer's TLCP (`ig_tlcp`). `app.state.ig` is the `IGHttpState` (sessions,
+    `expire_sessions()`, `logins`), `app.state.tlcp` the `TlcpState` (stream seams)."""
     state = IGHttpState(
         sim,
         api_key=api_key,
@@ -647,11 +664,20 @@ def create_app(
         Route("/positions/{deal_id}", state.position, methods=["GET"]),
         Route("/confirms/{deal_reference}", state.confirms, methods=["GET"]),
     ]
+    tlcp = TlcpState(
+        sim,
+        account_id=account_id,
+        credentials_valid=state.streaming_credentials_valid,
+        confirm_json=state.streamed_confirm_json,
+        keepalive_ms=stream_keepalive_ms,
+        replay=stream_replay,
+    )
     app = Starlette(
-        routes=[*routes, Mount("/gateway/deal", routes=routes)],
+        routes=[*routes, Mount("/gateway/deal", routes=routes), *tlcp.routes()],
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
     app.state.ig = state
+    app.state.tlcp = tlcp
     return app
 
 
