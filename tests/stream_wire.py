@@ -39,6 +39,8 @@ FAST = StreamTimings(
     keepalive=0.05,
     server_error_retry=0.1,
 )
+# lightstreamer-client-lib passes ssl=None to aiohttp on every request.
+LIBRARY_WARNINGS = "ignore:ssl=None is deprecated:DeprecationWarning"
 WAIT = 10.0  # seconds any one condition may take before a test fails
 
 

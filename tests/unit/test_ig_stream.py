@@ -13,7 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from solat_chaos.broker.ig_http import DEFAULT_ACCOUNT_ID
-from solat_chaos.broker.ig_stream import parse_confirms, parse_opu, status_of
+from solat_chaos.broker.ig_stream import (
+    UnsupportedClient,
+    keepalive_state,
+    parse_confirms,
+    parse_opu,
+    status_of,
+)
 from solat_chaos.broker.sim import SimBroker
 from solat_chaos.engine.broker import BUY, SELL, CloseOrder, OpenOrder
 from solat_chaos.engine.stream import (
@@ -23,7 +29,9 @@ from solat_chaos.engine.stream import (
     StreamState,
     StreamStatus,
 )
-from tests.stream_wire import RecordingListener, open_wire, until
+from tests.stream_wire import LIBRARY_WARNINGS, RecordingListener, open_wire, until
+
+pytestmark = pytest.mark.filterwarnings(LIBRARY_WARNINGS)
 
 EPIC = "CS.D.GBPUSD.TODAY.IP"
 
@@ -345,9 +353,24 @@ async def test_the_stream_logs_in_with_the_rest_session_tokens() -> None:
         assert credentials.endpoint == wire.server.base_url
         assert credentials.account_id == DEFAULT_ACCOUNT_ID
         assert wire.server.app.state.ig.sessions[credentials.cst] == credentials.security_token
+        listener = RecordingListener()
+        wire.stream.start(listener)
+        await _live(listener)
+        assert wire.server.app.state.ig.logins == 1
+
+
+async def test_refused_stream_tokens_are_a_server_error_and_a_fresh_login_follows() -> None:
+    async with open_wire() as wire:
+        await wire.rest.streaming_credentials()
         wire.server.app.state.ig.expire_sessions()
         listener = RecordingListener()
         wire.stream.start(listener)
-        await until(lambda: wire.stream.server_errors, "the refused login")
-        assert wire.stream.server_errors[0][0] == 1
-        assert listener.connected_sessions() == []
+        await _live(listener)
+        assert wire.stream.server_errors[0][0] == 1  # CONERR 1: user/password check failed
+        assert any("server error 1" in s.detail for s in listener.statuses)
+        assert wire.server.app.state.ig.logins == 2
+
+
+def test_a_client_without_the_keepalive_state_is_refused() -> None:
+    with pytest.raises(UnsupportedClient):
+        keepalive_state(object())

@@ -583,10 +583,14 @@ class IGRestBroker:
         async with self._login_lock:
             await self._login()
 
-    async def streaming_credentials(self) -> StreamingCredentials:
+    async def streaming_credentials(self, refresh: bool = False) -> StreamingCredentials:
         """The stream's login from this session (logging in if needed): IG's
-        `lightstreamerEndpoint`, the account id, CST and X-SECURITY-TOKEN."""
+        `lightstreamerEndpoint`, the account id, CST and X-SECURITY-TOKEN. `refresh` logs in
+        again first (the stream server refused the tokens)."""
         session = await self._ensure_session()
+        if refresh:
+            await self._relogin(session.generation)
+            session = await self._ensure_session()
         if not session.lightstreamer_endpoint:
             raise _fail("lightstreamerEndpoint", "is missing from the login answer")
         if session.account_id is None:

@@ -109,7 +109,8 @@ class StreamTimings:
     server_error_retry: float = 5.0
 
 
-Credentials = Callable[[], Awaitable[StreamingCredentials]]
+# Called with `refresh=True` after the server refused or ended a session: log in again.
+Credentials = Callable[[bool], Awaitable[StreamingCredentials]]
 
 
 # ---------------------------------------------------------------------- strict parsing
@@ -328,7 +329,7 @@ class IGTradeStream:
         self._loop = asyncio.get_running_loop()
         self._listener = listener
         self._stopped = False
-        self._connecting = self._loop.create_task(self._connect())
+        self._connecting = self._loop.create_task(self._connect(refresh=False))
 
     def stop(self) -> None:
         self._stopped = True
@@ -347,9 +348,9 @@ class IGTradeStream:
 
     # ------------------------------------------------------------------ connecting
 
-    async def _connect(self) -> None:
+    async def _connect(self, *, refresh: bool) -> None:
         try:
-            credentials = await self._credentials()
+            credentials = await self._credentials(refresh)
         except Exception as exc:  # a failed login: report, retry like a server error
             self._deliver_status(
                 StreamStatus(StreamState.DISCONNECTED, detail=f"login for the stream failed: {exc}")
@@ -413,7 +414,7 @@ class IGTradeStream:
         if self._stopped:
             return
         self._close_client()
-        self._connecting = asyncio.get_running_loop().create_task(self._connect())
+        self._connecting = asyncio.get_running_loop().create_task(self._connect(refresh=True))
 
     # ------------------------------------------------------------------ crossing threads
 
