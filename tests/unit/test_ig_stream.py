@@ -257,6 +257,22 @@ async def test_a_silent_socket_is_noticed_and_the_session_recovered_once() -> No
         assert [u.deal_reference for u in listener.updates] == ["REF1", "REF1"]
 
 
+async def test_a_silent_socket_whose_session_is_lost_comes_back_as_a_new_session() -> None:
+    async with open_wire(replay=0) as wire:
+        listener = RecordingListener()
+        wire.stream.start(listener)
+        await _live(listener)
+        first = listener.connected_sessions()[-1]
+        wire.tlcp.silence(recoverable=False)
+        wire.sim.open_externally(EPIC, BUY, 1.0)
+        await until(lambda: len(set(listener.connected_sessions())) == 2, "a new session")
+        await until(lambda: listener.count("subscribed") == 2, "the new subscription")
+        assert listener.connected_sessions()[-1] != first
+        assert "STALLED" in [s.detail for s in listener.statuses]
+        # Nothing replays the fill made while the socket was silent: only REST can.
+        assert listener.updates == []
+
+
 async def test_a_new_session_is_a_new_session_id_and_a_repeated_subscription() -> None:
     sim = SimBroker()
     async with open_wire(sim, replay=2) as wire:

@@ -29,8 +29,10 @@ level, epic, direction, timestamp). A new session's snapshot is the last `replay
 (server-chosen, like IG's recent history: shorter or longer than what was missed).
 
 Seams (`TlcpState`, thread-safe; the server runs on uvicorn's thread):
-- `silence()`: the stream connections open now stop sending anything, with no close; the
-  client's own keepalive check (STALLED, then recovery) is what notices;
+- `silence(recoverable=True)`: the stream connections open now stop sending anything, with
+  no close; the client's own keepalive check (STALLED, then recovery) is what notices. Not
+  recoverable, the server has also lost the session: the recovery is refused (`CONERR,4`)
+  and the client starts a new one;
 - `pause()` / `resume()`: every stream holds its output, then sends what it held on the same
   connection and session;
 - `new_session(replay=None)`: ends the session with `END,48` (maximum duration reached: the
@@ -152,10 +154,12 @@ class TlcpState:
 
     # -------------------------------------------------------------- seams
 
-    def silence(self) -> None:
+    def silence(self, *, recoverable: bool = True) -> None:
         with self._lock:
             for connection, session_id in self._live.items():
                 self._sessions[session_id].silenced.add(connection)
+                if not recoverable:
+                    self._sessions[session_id].end = f"END,{MAX_DURATION},Session%20lost"
 
     def pause(self) -> None:
         with self._lock:
