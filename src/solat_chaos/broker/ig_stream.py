@@ -322,6 +322,7 @@ class IGTradeStream:
         self._stopped = True
         self.statuses: list[str] = []  # every client status, in order (for diagnosis)
         self.server_errors: list[tuple[int, str]] = []
+        self.keepalives = 0  # how many on_keepalive calls the listener had
 
     # ------------------------------------------------------------------ the port
 
@@ -455,6 +456,7 @@ class IGTradeStream:
         state = keepalive_state(self._client)
         if state == ARRIVED:
             self._stall_ended()
+            self.keepalives += 1
             self._listener.on_keepalive()
         elif state == STALLED and not self._stalled:
             self._stalled = True
