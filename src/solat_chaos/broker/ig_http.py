@@ -66,7 +66,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from solat_chaos.broker.ig_tlcp import TlcpState
-from solat_chaos.broker.sim import Market, SimBroker
+from solat_chaos.broker.sim import CLOSED, OPENED, BrokerEvent, Market, SimBroker
 from solat_chaos.engine.broker import (
     ACCEPTED,
     BrokerError,
@@ -340,6 +340,28 @@ class IGHttpState:
         """The confirm of `deal_reference` as the stream's CONFIRMS field carries it."""
         record = self.sim.confirm_record(deal_reference)
         return None if record is None else self._confirm_json(record.confirm)
+
+    def streamed_opu_json(self, event: BrokerEvent) -> dict[str, Any]:
+        """IG's OPU for one position change: the position's status and size after it."""
+        status = {OPENED: "OPEN", CLOSED: "DELETED"}.get(event.kind, "UPDATED")
+        return {
+            "dealReference": event.deal_reference,
+            "dealId": event.deal_id,
+            "dealIdOrigin": event.deal_id,
+            "dealStatus": ACCEPTED,
+            "status": status,
+            "size": 0 if status == "DELETED" else event.remaining,
+            "level": event.level,
+            "epic": event.epic,
+            "direction": event.direction,
+            "timestamp": None if event.at is None else _iso(event.at),
+            "expiry": self.expiry,
+            "currency": self.sim.currency,
+            "stopLevel": None,
+            "limitLevel": None,
+            "guaranteedStop": False,
+            "channel": "PublicRestOTC" if event.source == "api" else "WEB",
+        }
 
     def _port_error(self, request: Request, error: BrokerError, *, trading: bool) -> Response:
         if isinstance(error, BrokerRejected):
@@ -669,6 +691,7 @@ def create_app(
         account_id=account_id,
         credentials_valid=state.streaming_credentials_valid,
         confirm_json=state.streamed_confirm_json,
+        opu_json=state.streamed_opu_json,
         keepalive_ms=stream_keepalive_ms,
         replay=stream_replay,
     )

@@ -23,10 +23,10 @@ Served, under `/lightstreamer/`:
 
 Data notifications (`U`, `SUBOK`, `EOS`, `CS`, `UNSUB`) are numbered per session, which is what
 recovery replays from. Updates come from `SimBroker.events_since`: every `BrokerEvent` becomes
-a CONFIRMS update (IG's confirm JSON, as `GET /confirms` renders it) and an OPU update
-(dealReference, dealId, dealIdOrigin, dealStatus, status OPEN|UPDATED|DELETED, size left,
-level, epic, direction, timestamp). A new session's snapshot is the last `replay` events
-(server-chosen, like IG's recent history: shorter or longer than what was missed).
+a CONFIRMS update and an OPU update, in IG's JSON as the REST dialect renders it
+(`IGHttpState.streamed_confirm_json`, `streamed_opu_json`). A new session's snapshot is the
+last `replay` events (server-chosen, like IG's recent history: shorter or longer than what
+was missed).
 
 Seams (`TlcpState`, thread-safe; the server runs on uvicorn's thread):
 - `silence(recoverable=True)`: the stream connections open now stop sending anything, with
@@ -51,7 +51,6 @@ import itertools
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -60,18 +59,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from solat_chaos.broker.sim import CLOSED, OPENED, BrokerEvent, SimBroker
+from solat_chaos.broker.sim import BrokerEvent, SimBroker
 
 TRADE_FIELDS = ("CONFIRMS", "OPU", "WOU")
 PROTOCOL = "TLCP-2.4.0"
 MAX_DURATION = 48  # END code: the client retries with a new session
 CLOSED_BY_ADMIN = 31  # END code: the client gives up
 _TEXT = "text/enriched; charset=UTF-8"
-
-
-def _iso(at: float | None) -> str:
-    moment = datetime.fromtimestamp(at or 0.0, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
 def _field_value(value: str | None) -> str:
@@ -81,29 +75,6 @@ def _field_value(value: str | None) -> str:
     if value == "":
         return "$"
     return quote(value, safe="")
-
-
-def opu_payload(event: BrokerEvent) -> dict[str, Any]:
-    """IG's OPU JSON for one position change."""
-    status = {OPENED: "OPEN", CLOSED: "DELETED"}.get(event.kind, "UPDATED")
-    return {
-        "dealReference": event.deal_reference,
-        "dealId": event.deal_id,
-        "dealIdOrigin": event.deal_id,
-        "dealStatus": "ACCEPTED",
-        "status": status,
-        "size": event.remaining if status != "DELETED" else 0,
-        "level": event.level,
-        "epic": event.epic,
-        "direction": event.direction,
-        "timestamp": _iso(event.at),
-        "expiry": "DFB",
-        "currency": "GBP",
-        "stopLevel": None,
-        "limitLevel": None,
-        "guaranteedStop": False,
-        "channel": "PublicRestOTC" if event.source == "api" else "WEB",
-    }
 
 
 @attrs.define
@@ -128,6 +99,7 @@ class TlcpState:
         account_id: str,
         credentials_valid: Callable[[str, str], bool],
         confirm_json: Callable[[str], dict[str, Any] | None],
+        opu_json: Callable[[BrokerEvent], dict[str, Any]],
         keepalive_ms: int = 1000,
         replay: int = 3,
         tick: float = 0.005,
@@ -137,6 +109,7 @@ class TlcpState:
         self.item = f"TRADE:{account_id}"
         self.credentials_valid = credentials_valid
         self.confirm_json = confirm_json
+        self.opu_json = opu_json
         self.keepalive_ms = keepalive_ms
         self.replay = replay
         self.tick = tick
@@ -222,7 +195,7 @@ class TlcpState:
         lines = []
         if confirm is not None:
             lines.append([json.dumps(confirm, separators=(",", ":")), None, None])
-        lines.append([None, json.dumps(opu_payload(event), separators=(",", ":")), None])
+        lines.append([None, json.dumps(self.opu_json(event), separators=(",", ":")), None])
         return ["|".join(_field_value(v) for v in values) for values in lines]
 
     def _pump(self) -> None:
@@ -386,5 +359,4 @@ __all__ = [
     "PROTOCOL",
     "TRADE_FIELDS",
     "TlcpState",
-    "opu_payload",
 ]
