@@ -361,7 +361,11 @@ class IGTradeStream:
         if self._stopped:
             return
         self._client = self._new_client(credentials)
-        keepalive_state(self._client)  # refuse a library without the state it reads
+        try:
+            keepalive_state(self._client)  # refuse a library without the state it reads
+        except UnsupportedClient as exc:  # fail closed: never connected, so always blind
+            self._deliver_status(StreamStatus(StreamState.DISCONNECTED, detail=str(exc)))
+            return
         self._client.connect()
 
     def _new_client(self, credentials: StreamingCredentials) -> LightstreamerClient:
