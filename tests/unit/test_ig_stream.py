@@ -336,6 +336,16 @@ async def test_a_cleared_snapshot_is_reported_as_a_repeated_subscription() -> No
         assert len(set(listener.connected_sessions())) == 1
 
 
+async def test_updates_the_server_says_it_lost_are_a_protocol_error() -> None:
+    async with open_wire() as wire:
+        listener = RecordingListener()
+        wire.stream.start(listener)
+        await _live(listener)
+        wire.tlcp.lose_updates(3)
+        await until(lambda: listener.count("protocol_error") == 1, "the lost updates")
+        assert "lost 3 updates" in str(listener.of("protocol_error")[0])
+
+
 async def test_a_malformed_payload_is_a_protocol_error_and_the_stream_goes_on() -> None:
     async with open_wire() as wire:
         listener = RecordingListener()

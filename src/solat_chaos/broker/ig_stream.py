@@ -323,6 +323,7 @@ class IGTradeStream:
         self.statuses: list[str] = []  # every client status, in order (for diagnosis)
         self.server_errors: list[tuple[int, str]] = []
         self.keepalives = 0  # how many on_keepalive calls the listener had
+        self._generation = 0  # which client is current: a replaced one's late calls are dropped
 
     # ------------------------------------------------------------------ the port
 
@@ -385,10 +386,11 @@ class IGTradeStream:
                 setter(value)
         if self._forced_transport is not None:
             options.setForcedTransport(self._forced_transport)
-        client.addListener(_ClientEvents(self, client))
+        self._generation += 1
+        client.addListener(_ClientEvents(self, client, self._generation))
         subscription = Subscription("DISTINCT", [f"TRADE:{credentials.account_id}"], TRADE_FIELDS)
         subscription.setRequestedSnapshot("yes")
-        subscription.addListener(_SubscriptionEvents(self))
+        subscription.addListener(_SubscriptionEvents(self, self._generation))
         client.subscribe(subscription)
         self._subscription = subscription
         return client
@@ -423,14 +425,15 @@ class IGTradeStream:
 
     # ------------------------------------------------------------------ crossing threads
 
-    def _cross(self, call: Callable[[], None]) -> None:
-        """Run `call` on the engine's loop (from a library thread), unless stopped."""
+    def _cross(self, call: Callable[[], None], generation: int) -> None:
+        """Run `call` on the engine's loop (from a library thread), unless stopped or the
+        client of `generation` has been replaced meanwhile."""
         loop = self._loop
         if loop is None or self._stopped or loop.is_closed():
             return
 
         def on_loop() -> None:
-            if not self._stopped:
+            if not self._stopped and generation == self._generation and self._client:
                 call()
 
         with contextlib.suppress(RuntimeError):  # the loop closed since the check
@@ -512,41 +515,49 @@ class IGTradeStream:
         getattr(self._listener, name)(*args)
 
 
-class _ClientEvents:
-    """`ClientListener` on the library's thread: reads what it needs, then crosses."""
+class _Events:
+    """A listener of the library's, on its thread, for the client of one generation."""
 
-    def __init__(self, stream: IGTradeStream, client: LightstreamerClient) -> None:
+    def __init__(self, stream: IGTradeStream, generation: int) -> None:
         self._stream = stream
-        self._client = client
+        self._generation = generation
 
-    def onStatusChange(self, status: str) -> None:  # noqa: N802 (the library's names)
-        session_id = self._client.connectionDetails.getSessionId()
-        self._stream._cross(lambda: self._stream._client_status(status, session_id))
+    def _send(self, call: Callable[[], None]) -> None:
+        self._stream._cross(call, self._generation)
 
-    def onServerError(self, code: int, message: str) -> None:  # noqa: N802
-        self._stream._cross(lambda: self._stream._server_error(code, message))
-
-    def onPropertyChange(self, property: str) -> None:  # noqa: N802, A002
-        pass
-
-    def onListenStart(self) -> None:  # noqa: N802
+    def onListenStart(self) -> None:  # noqa: N802 (the library's names)
         pass
 
     def onListenEnd(self) -> None:  # noqa: N802
         pass
 
 
-class _SubscriptionEvents:
-    """`SubscriptionListener` on the library's thread: reads the update, then crosses."""
+class _ClientEvents(_Events):
+    """`ClientListener`: reads what it needs on the library's thread, then crosses."""
 
-    def __init__(self, stream: IGTradeStream) -> None:
-        self._stream = stream
+    def __init__(self, stream: IGTradeStream, client: LightstreamerClient, generation: int) -> None:
+        super().__init__(stream, generation)
+        self._client = client
+
+    def onStatusChange(self, status: str) -> None:  # noqa: N802 (the library's names)
+        session_id = self._client.connectionDetails.getSessionId()
+        self._send(lambda: self._stream._client_status(status, session_id))
+
+    def onServerError(self, code: int, message: str) -> None:  # noqa: N802
+        self._send(lambda: self._stream._server_error(code, message))
+
+    def onPropertyChange(self, property: str) -> None:  # noqa: N802, A002
+        pass
+
+
+class _SubscriptionEvents(_Events):
+    """`SubscriptionListener`: reads the update on the library's thread, then crosses."""
 
     def onSubscription(self) -> None:  # noqa: N802
-        self._stream._cross(lambda: self._stream._listener_call("on_subscribed"))
+        self._send(lambda: self._stream._listener_call("on_subscribed"))
 
     def onClearSnapshot(self, item_name: str, item_pos: int) -> None:  # noqa: N802
-        self._stream._cross(lambda: self._stream._listener_call("on_subscribed"))
+        self._send(lambda: self._stream._listener_call("on_subscribed"))
 
     def onItemUpdate(self, update: Any) -> None:  # noqa: N802
         values = {
@@ -554,21 +565,21 @@ class _SubscriptionEvents:
             for field in (CONFIRMS, OPU)
             if update.isValueChanged(field)
         }
-        self._stream._cross(lambda: self._stream._update(values))
+        self._send(lambda: self._stream._update(values))
 
     def onItemLostUpdates(self, item_name: str, item_pos: int, lost: int) -> None:  # noqa: N802
         error = StreamProtocolError(f"the server lost {lost} updates of {item_name}")
-        self._stream._cross(lambda: self._stream._listener_call("on_protocol_error", error))
+        self._send(lambda: self._stream._listener_call("on_protocol_error", error))
 
     def onSubscriptionError(self, code: int, message: str) -> None:  # noqa: N802
         status = StreamStatus(
             StreamState.DISCONNECTED, detail=f"subscription refused {code}: {message}"
         )
-        self._stream._cross(lambda: self._stream._deliver_status(status))
+        self._send(lambda: self._stream._deliver_status(status))
 
     def onUnsubscription(self) -> None:  # noqa: N802
         status = StreamStatus(StreamState.DISCONNECTED, detail="unsubscribed")
-        self._stream._cross(lambda: self._stream._deliver_status(status))
+        self._send(lambda: self._stream._deliver_status(status))
 
     def onEndOfSnapshot(self, item_name: str, item_pos: int) -> None:  # noqa: N802
         pass
@@ -582,12 +593,6 @@ class _SubscriptionEvents:
     def onCommandSecondLevelSubscriptionError(  # noqa: N802
         self, code: int, message: str, key: str
     ) -> None:
-        pass
-
-    def onListenStart(self) -> None:  # noqa: N802
-        pass
-
-    def onListenEnd(self) -> None:  # noqa: N802
         pass
 
 

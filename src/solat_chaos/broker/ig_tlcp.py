@@ -21,12 +21,12 @@ Served, under `/lightstreamer/`:
   asked, `EOS`), `delete` (`REQOK`, `UNSUB`), `destroy` (`REQOK`, the stream ends). Anything
   else answers `REQERR`.
 
-Data notifications (`U`, `SUBOK`, `EOS`, `CS`, `UNSUB`) are numbered per session, which is what
-recovery replays from. Updates come from `SimBroker.events_since`: every `BrokerEvent` becomes
-a CONFIRMS update and an OPU update, in IG's JSON as the REST dialect renders it
-(`IGHttpState.streamed_confirm_json`, `streamed_opu_json`). A new session's snapshot is the
-last `replay` events (server-chosen, like IG's recent history: shorter or longer than what
-was missed).
+Data notifications (`U`, `SUBOK`, `EOS`, `CS`, `OV`, `UNSUB`) are numbered per session, which
+is what recovery replays from. Updates come from `SimBroker.events_since`: every
+`BrokerEvent` becomes a CONFIRMS update and an OPU update, in IG's JSON as the REST dialect
+renders it (`IGHttpState.streamed_confirm_json`, `streamed_opu_json`). A new session's
+snapshot is the last `replay` events (server-chosen, like IG's recent history: shorter or
+longer than what was missed).
 
 Seams (`TlcpState`, thread-safe; the server runs on uvicorn's thread):
 - `silence(recoverable=True)`: the stream connections open now stop sending anything, with
@@ -41,6 +41,7 @@ Seams (`TlcpState`, thread-safe; the server runs on uvicorn's thread):
 - `end_with_error(code, message)`: `END,<code>,<message>` (31: closed by the administrator);
   the client gives up and reports a server error;
 - `clear_snapshot()`: `CS` on the subscription (the client's `onClearSnapshot`);
+- `lose_updates(count)`: `OV` on the subscription (the client's `onItemLostUpdates`);
 - `send_raw(fields)`: one update with these raw field values (for malformed payloads).
 """
 
@@ -159,6 +160,13 @@ class TlcpState:
             for session in self._sessions.values():
                 if session.sub_id is not None and session.end is None:
                     session.notifications.append(f"CS,{session.sub_id},1")
+
+    def lose_updates(self, count: int) -> None:
+        """`OV`: the server tells the client it lost `count` updates of the item."""
+        with self._lock:
+            for session in self._sessions.values():
+                if session.sub_id is not None and session.end is None:
+                    session.notifications.append(f"OV,{session.sub_id},1,{count}")
 
     def send_raw(self, fields: dict[str, str | None]) -> None:
         values = "|".join(_field_value(fields.get(name)) for name in TRADE_FIELDS)
