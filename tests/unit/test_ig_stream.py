@@ -400,3 +400,15 @@ async def test_refused_stream_tokens_are_a_server_error_and_a_fresh_login_follow
 def test_a_client_without_the_keepalive_state_is_refused() -> None:
     with pytest.raises(UnsupportedClient):
         keepalive_state(object())
+
+
+async def test_started_where_no_loop_runs_the_stream_connects_at_attach() -> None:
+    async with open_wire() as wire:
+        listener = RecordingListener()
+        starter = threading.Thread(target=wire.stream.start, args=(listener,))
+        starter.start()
+        starter.join(5.0)
+        assert wire.tlcp.sessions_created == 0 and listener.calls == []
+        wire.stream.attach()
+        await _live(listener)
+    assert listener.threads == {threading.get_ident()}

@@ -296,8 +296,8 @@ def keepalive_state(client: LightstreamerClient) -> str | None:
 
 
 class IGTradeStream:
-    """The `TradeStream` port on `lightstreamer-client-lib`. `start` must be called on the
-    engine's running event loop; every listener call happens on that loop."""
+    """The `TradeStream` port on `lightstreamer-client-lib`. Every listener call happens on
+    the engine's event loop: the one running at `start`, or at `attach` if none was."""
 
     def __init__(
         self,
@@ -328,9 +328,21 @@ class IGTradeStream:
     # ------------------------------------------------------------------ the port
 
     def start(self, listener: StreamListener) -> None:
-        self._loop = asyncio.get_running_loop()
+        """Begin delivery to `listener` on the running loop. Called where no loop runs yet
+        (an engine opened before its host's loop starts), delivery begins at `attach()`."""
         self._listener = listener
         self._stopped = False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.attach()
+
+    def attach(self) -> None:
+        """Connect, delivering on the running loop (the engine's)."""
+        if self._listener is None or self._stopped or self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
         self._connecting = self._loop.create_task(self._connect(refresh=False))
 
     def stop(self) -> None:
@@ -339,6 +351,7 @@ class IGTradeStream:
             if handle is not None:
                 handle.cancel()
         self._keepalive = self._retry = None
+        self._loop = None
         if self._connecting is not None:
             self._connecting.cancel()
             self._connecting = None
