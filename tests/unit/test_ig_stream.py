@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -20,7 +23,6 @@ from solat_chaos.broker.ig_stream import (
     parse_opu,
     status_of,
 )
-from solat_chaos.broker.sim import SimBroker
 from solat_chaos.engine.broker import BUY, SELL, CloseOrder, OpenOrder
 from solat_chaos.engine.stream import (
     CONFIRMS,
@@ -29,7 +31,7 @@ from solat_chaos.engine.stream import (
     StreamState,
     StreamStatus,
 )
-from tests.stream_wire import LIBRARY_WARNINGS, RecordingListener, open_wire, until
+from tests.stream_wire import LIBRARY_WARNINGS, RecordingListener, Wire, open_wire, until
 
 pytestmark = pytest.mark.filterwarnings(LIBRARY_WARNINGS)
 
@@ -174,11 +176,18 @@ async def _live(listener: RecordingListener) -> None:
     await until(lambda: listener.count("subscribed") >= 1, "the subscription")
 
 
-async def test_the_stream_connects_subscribes_and_delivers_fills_on_the_engine_thread() -> None:
-    async with open_wire() as wire:
+@asynccontextmanager
+async def live_stream(**wire_options: Any) -> AsyncIterator[tuple[Wire, RecordingListener]]:
+    """A wire whose stream is started, connected and subscribed, with its listener."""
+    async with open_wire(**wire_options) as wire:
         listener = RecordingListener()
         wire.stream.start(listener)
         await _live(listener)
+        yield wire, listener
+
+
+async def test_the_stream_connects_subscribes_and_delivers_fills_on_the_engine_thread() -> None:
+    async with live_stream() as (wire, listener):
         assert listener.connected_sessions() == wire.tlcp.session_ids
         assert listener.statuses[-1].detail == "CONNECTED:HTTP-STREAMING"
         await wire.rest.open_position(OpenOrder("REF1", EPIC, BUY, 2.0))
@@ -203,10 +212,7 @@ async def test_the_stream_connects_subscribes_and_delivers_fills_on_the_engine_t
 
 
 async def test_dashboard_deals_and_a_partial_close_arrive_as_opu_changes() -> None:
-    async with open_wire() as wire:
-        listener = RecordingListener()
-        wire.stream.start(listener)
-        await _live(listener)
+    async with live_stream() as (wire, listener):
         external = wire.sim.open_externally(EPIC, SELL, 3.0)
         await wire.rest.close_position(CloseOrder("REF2", external.deal_id, BUY, 1.0))
         wire.sim.close_externally(external.deal_id)
@@ -222,10 +228,7 @@ async def test_dashboard_deals_and_a_partial_close_arrive_as_opu_changes() -> No
 
 
 async def test_a_stall_that_resumes_keeps_the_session_and_delivers_what_waited() -> None:
-    async with open_wire() as wire:
-        listener = RecordingListener()
-        wire.stream.start(listener)
-        await _live(listener)
+    async with live_stream() as (wire, listener):
         session = listener.connected_sessions()[-1]
         wire.tlcp.pause()
         await wire.rest.open_position(OpenOrder("REF1", EPIC, BUY, 1.0))
@@ -241,10 +244,7 @@ async def test_a_stall_that_resumes_keeps_the_session_and_delivers_what_waited()
 
 
 async def test_a_silent_socket_is_noticed_and_the_session_recovered_once() -> None:
-    async with open_wire() as wire:
-        listener = RecordingListener()
-        wire.stream.start(listener)
-        await _live(listener)
+    async with live_stream() as (wire, listener):
         session = listener.connected_sessions()[-1]
         wire.tlcp.silence()
         await wire.rest.open_position(OpenOrder("REF1", EPIC, BUY, 1.0))
@@ -258,10 +258,7 @@ async def test_a_silent_socket_is_noticed_and_the_session_recovered_once() -> No
 
 
 async def test_a_silent_socket_whose_session_is_lost_comes_back_as_a_new_session() -> None:
-    async with open_wire(replay=0) as wire:
-        listener = RecordingListener()
-        wire.stream.start(listener)
-        await _live(listener)
+    async with live_stream(replay=0) as (wire, listener):
         first = listener.connected_sessions()[-1]
         wire.tlcp.silence(recoverable=False)
         wire.sim.open_externally(EPIC, BUY, 1.0)
@@ -274,11 +271,7 @@ async def test_a_silent_socket_whose_session_is_lost_comes_back_as_a_new_session
 
 
 async def test_a_new_session_is_a_new_session_id_and_a_repeated_subscription() -> None:
-    sim = SimBroker()
-    async with open_wire(sim, replay=2) as wire:
-        listener = RecordingListener()
-        wire.stream.start(listener)
-        await _live(listener)
+    async with live_stream(replay=2) as (wire, listener):
         first = listener.connected_sessions()[-1]
         await wire.rest.open_position(OpenOrder("REF1", EPIC, BUY, 1.0))
         await until(lambda: len(listener.updates) == 2, "the first open")
@@ -293,10 +286,7 @@ async def test_a_new_session_is_a_new_session_id_and_a_repeated_subscription() -
 
 
 async def test_a_dropped_update_is_never_delivered_while_keepalives_go_on() -> None:
-    async with open_wire() as wire:
-        listener = RecordingListener()
-        wire.stream.start(listener)
-        await _live(listener)
+    async with live_stream() as (wire, listener):
         wire.tlcp.drop_next_update()
         await wire.rest.open_position(OpenOrder("REF1", EPIC, BUY, 1.0))
         await until(lambda: len(listener.updates) == 1, "the update that was not dropped")
@@ -312,10 +302,7 @@ async def test_a_dropped_update_is_never_delivered_while_keepalives_go_on() -> N
 
 
 async def test_a_server_error_disconnects_and_the_adapter_starts_a_new_session() -> None:
-    async with open_wire() as wire:
-        listener = RecordingListener()
-        wire.stream.start(listener)
-        await _live(listener)
+    async with live_stream() as (wire, listener):
         wire.tlcp.end_with_error(31, "closed by the administrator")
         await until(
             lambda: any("server error 31" in s.detail for s in listener.statuses),
@@ -327,30 +314,21 @@ async def test_a_server_error_disconnects_and_the_adapter_starts_a_new_session()
 
 
 async def test_a_cleared_snapshot_is_reported_as_a_repeated_subscription() -> None:
-    async with open_wire() as wire:
-        listener = RecordingListener()
-        wire.stream.start(listener)
-        await _live(listener)
+    async with live_stream() as (wire, listener):
         wire.tlcp.clear_snapshot()
         await until(lambda: listener.count("subscribed") == 2, "the cleared snapshot")
         assert len(set(listener.connected_sessions())) == 1
 
 
 async def test_updates_the_server_says_it_lost_are_a_protocol_error() -> None:
-    async with open_wire() as wire:
-        listener = RecordingListener()
-        wire.stream.start(listener)
-        await _live(listener)
+    async with live_stream() as (wire, listener):
         wire.tlcp.lose_updates(3)
         await until(lambda: listener.count("protocol_error") == 1, "the lost updates")
         assert "lost 3 updates" in str(listener.of("protocol_error")[0])
 
 
 async def test_a_malformed_payload_is_a_protocol_error_and_the_stream_goes_on() -> None:
-    async with open_wire() as wire:
-        listener = RecordingListener()
-        wire.stream.start(listener)
-        await _live(listener)
+    async with live_stream() as (wire, listener):
         wire.tlcp.send_raw({"CONFIRMS": "<html>oops</html>"})
         wire.tlcp.send_raw({"OPU": json.dumps({k: v for k, v in VALID_OPU.items() if k != "size"})})
         await until(lambda: listener.count("protocol_error") == 2, "two protocol errors")
@@ -362,10 +340,7 @@ async def test_a_malformed_payload_is_a_protocol_error_and_the_stream_goes_on() 
 
 
 async def test_after_stop_the_listener_hears_nothing_more() -> None:
-    async with open_wire() as wire:
-        listener = RecordingListener()
-        wire.stream.start(listener)
-        await _live(listener)
+    async with live_stream() as (wire, listener):
         wire.stream.stop()
         heard = len(listener.calls)
         await wire.rest.open_position(OpenOrder("REF1", EPIC, BUY, 1.0))
