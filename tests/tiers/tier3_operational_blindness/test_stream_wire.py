@@ -205,3 +205,42 @@ async def test_dropped_update_with_live_keepalives__repaired_by_the_periodic_rec
     assert (await engine.tick()).ok
     wire_engine.book_is_the_brokers()
     assert position_sizes(engine.positions()) == {mine.deal_id: 1.5}
+
+
+@pytest.mark.parametrize("wire_engine", [3], indirect=True)
+async def test_new_session_replaying_more_than_the_gap__duplicates_change_nothing(
+    wire_engine: WireEngine,
+) -> None:
+    """
+    SCENARIO: The server ends the session; the new one replays the last three changes, two of
+              which the engine had already applied from the old session
+    EXPECTED: Blind until the reconcile; the book equals the broker's, nothing applied twice
+    FAILURE MODE: A replayed event applied as a delta: a position grows or shrinks twice
+    """
+    # SETUP
+    engine, env, tlcp = wire_engine.engine, wire_engine.env, wire_engine.wire.tlcp
+    mine = await engine.submit_order_intent(OrderIntent(EURUSD, BUY, 2.0))
+    outside = env.sim.open_externally(GBPUSD, SELL, 1.0)
+    await until(lambda: engine.watch.events >= 4, "both changes' events")
+    assert (await engine.reconcile()).ok  # the dashboard open adopted before the fault
+    first_session = engine.watch.session_id
+    records = len(env.durable_records())
+
+    # INJECT CHAOS
+    tlcp.new_session()
+    env.sim.close_externally(mine.deal_id, 0.5)
+
+    # VERIFICATION
+    await until(
+        lambda: engine.watch.live and engine.watch.session_id != first_session, "a new session"
+    )
+    await until(lambda: engine.watch.events >= 10, "the replay of three changes")
+    assert engine.health().status == "blind"
+    env.clock.advance(engine.config.blind_reconcile_interval)
+    assert (await engine.tick()).ok
+    assert engine.health().blind is None
+    wire_engine.book_is_the_brokers()
+    assert position_sizes(engine.positions()) == {mine.deal_id: 1.5, outside.deal_id: 1.0}
+    assert _adoptions(env) == [outside.deal_id]
+    # One record for the one real change; none for the two replayed ones.
+    assert [type(r).__name__ for r in env.durable_records()[records:]] == ["Resized"]
