@@ -15,7 +15,8 @@ that broke without a reproducible example).
 replay re-runs an artifact's example exactly (see `model.replay`): exit 1 while it fails,
 0 once it passes, 2 when it cannot be replayed. A different commit is reported, not refused.
 
-serve-broker serves a fresh SimBroker in IG's REST dialect until interrupted.
+serve-broker serves a fresh SimBroker in IG's REST dialect until interrupted, with its trade
+stream (Lightstreamer TLCP, `broker.ig_tlcp`) at the `lightstreamerEndpoint` its login names.
 
 `main(argv, machines=..., initializer=...)` lets a test or a script under tests/ run explore
 and replay on machines of its own (with a planted bug, say); the installed command runs the
