@@ -1,8 +1,9 @@
 """The `solat-chaos` command.
 
     solat-chaos explore [--profile P] [--machine NAME]... [--max-examples N] [--minutes M]
-                        [--seed S] [--workers N] [--failures-dir D]
-    solat-chaos replay ARTIFACT
+                        [--seed S] [--workers N] [--failures-dir D] [--report PATH]
+    solat-chaos replay ARTIFACT [--write-test DIR]
+    solat-chaos report [--out PATH] [--runs N] [--history N]
     solat-chaos serve-broker [--host H] [--port P]
 
 explore runs the state machines on the embedded simulated broker and file system (nothing to
@@ -12,8 +13,17 @@ artifact's replay command. Exit status: 0 when every invariant held, 1 when a fa
 found, 2 when it could not run (bad option, profile, machine name or database, or a machine
 that broke without a reproducible example).
 
+Every explore run stores a run record beside the example database (`model.run_record`);
+with `--report PATH` it also writes the LIVE-readiness report of that run there.
+
 replay re-runs an artifact's example exactly (see `model.replay`): exit 1 while it fails,
 0 once it passes, 2 when it cannot be replayed. A different commit is reported, not refused.
+With `--write-test DIR` it writes the artifact's regression test instead
+(`model.regression`): exit 0 when written, 2 when the artifact cannot become one.
+
+report writes the LIVE-readiness report (`solat_chaos.report`): one self-contained HTML file
+over the newest N recorded runs (default 1) with the newest 30 as history; exit 0 when it
+says SAFE for LIVE, 1 when not, 2 when it could not read the records.
 
 serve-broker serves a fresh SimBroker in IG's REST dialect until interrupted, with its trade
 stream (Lightstreamer TLCP, `broker.ig_tlcp`) at the `lightstreamerEndpoint` its login names.
@@ -39,7 +49,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from solat_chaos.chaos.profiles import DatabaseError
+from solat_chaos.chaos.profiles import DatabaseError, database_from
 from solat_chaos.model.artifacts import ArtifactError, read, replay_command
 from solat_chaos.model.catalogue import Machines, NoMachines
 from solat_chaos.model.explore import (
@@ -51,7 +61,10 @@ from solat_chaos.model.explore import (
     UnknownMachine,
     explore,
 )
+from solat_chaos.model.regression import RegressionError, write_test
 from solat_chaos.model.replay import FAILS, PASSES, replay
+from solat_chaos.model.run_record import RunRecordError, run_store_for
+from solat_chaos.report.summary import DEFAULT_HISTORY
 
 OK, FAILED, CANNOT_RUN = 0, 1, 2
 
@@ -68,6 +81,8 @@ def main(
         return _explore(args, machines, initializer)
     if args.command == "replay":
         return _replay(args, machines)
+    if args.command == "report":
+        return _report(args)
     return _serve_broker(args)
 
 
@@ -120,9 +135,49 @@ def _parser() -> argparse.ArgumentParser:
         metavar="D",
         help="where failure artifacts go (default: ./failures)",
     )
+    run.add_argument(
+        "--report",
+        type=Path,
+        metavar="PATH",
+        help="write the LIVE-readiness report of this run (HTML) to PATH at the end",
+    )
 
     again = commands.add_parser("replay", help="re-run a failure artifact's example exactly")
     again.add_argument("artifact", type=Path, metavar="ARTIFACT")
+    again.add_argument(
+        "--write-test",
+        type=Path,
+        metavar="DIR",
+        help="write a standalone pytest file running the shrunk steps into DIR (no replay)",
+    )
+
+    report = commands.add_parser(
+        "report",
+        help="write the LIVE-readiness report (one self-contained HTML file) from run records",
+        description="Build the report from the run records kept beside the example database "
+        "(SOLAT_CHAOS_DB, default .hypothesis/examples).",
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        default=Path("solat-chaos-report.html"),
+        metavar="PATH",
+        help="where to write it (default: ./solat-chaos-report.html)",
+    )
+    report.add_argument(
+        "--runs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="the newest N runs decide the verdict and the tables (default: 1)",
+    )
+    report.add_argument(
+        "--history",
+        type=_positive_int,
+        default=DEFAULT_HISTORY,
+        metavar="N",
+        help=f"the newest N runs make the trend chart (default: {DEFAULT_HISTORY})",
+    )
 
     serve = commands.add_parser(
         "serve-broker", help="serve a SimBroker in IG's REST dialect (foreground)"
@@ -173,6 +228,13 @@ def _explore(
         return CANNOT_RUN
     out.print(_verdict_table(report))
     _print_verdict(out, report, options)
+    if args.report is not None and report.record is not None:
+        # Imported here: the report's libraries (Jinja2, matplotlib) load only when asked for.
+        from solat_chaos.report.html import newest, write_report
+
+        history = newest(run_store_for(database_from()).load(), DEFAULT_HISTORY)
+        write_report(args.report, [report.record], history)
+        out.print(f"report: {args.report}", highlight=False, soft_wrap=True)
     if report.ok:
         return OK
     failed = any(tally.failures for tally in report.tallies.values())
@@ -276,8 +338,12 @@ def _replay(args: argparse.Namespace, machines: Machines | None) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         artifact = read(args.artifact)
+        if args.write_test is not None:
+            written = write_test(artifact, args.write_test, source=args.artifact)
+            out.print(f"wrote {written}", markup=False)
+            return OK
         result = replay(artifact, machines)
-    except (ArtifactError, NoMachines) as exc:
+    except (ArtifactError, NoMachines, RegressionError) as exc:
         err.print(f"[red]solat-chaos replay:[/] {escape(str(exc))}")
         return CANNOT_RUN
     out.print(
@@ -297,6 +363,30 @@ def _replay(args: argparse.Namespace, machines: Machines | None) -> int:
         return OK
     out.print(f"[red]CANNOT REPLAY[/] {escape(result.detail)}")
     return CANNOT_RUN
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def _report(args: argparse.Namespace) -> int:
+    from solat_chaos.report.html import newest, write_report
+
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        records = run_store_for(database_from()).load()
+    except (DatabaseError, RunRecordError) as exc:
+        err.print(f"[red]solat-chaos report:[/] {escape(str(exc))}")
+        return CANNOT_RUN
+    covered = newest(records, args.runs)
+    verdict = write_report(args.out, covered, newest(records, args.history)).verdict
+    out.print(
+        f"{'SAFE' if verdict.safe else 'NOT SAFE'} for LIVE over {len(covered)} run(s): {args.out}",
+        markup=False,
+    )
+    for reason in verdict.reasons:
+        out.print(f"  {reason}", markup=False)
+    return OK if verdict.safe else FAILED
 
 
 # ---------------------------------------------------------------------------- serve-broker
