@@ -4,7 +4,9 @@
                         [--seed S] [--workers N] [--failures-dir D] [--report PATH]
     solat-chaos replay ARTIFACT [--write-test DIR]
     solat-chaos report [--out PATH] [--runs N] [--history N]
-    solat-chaos serve-broker [--host H] [--port P]
+    solat-chaos serve-broker [--host H] [--port P | --fd FD]
+    solat-chaos serve [--data-dir D] [--host H] [--port P] [--broker-url URL] [--allow-remote]
+                      [--in-doubt-grace S] [--max-open-positions N] [--max-exposure X]
 
 explore runs the state machines on the embedded simulated broker and file system (nothing to
 configure), shows a progress bar on stderr and ends with a verdict table on stdout: per
@@ -28,6 +30,11 @@ says SAFE for LIVE, 1 when not, 2 when it could not read the records.
 serve-broker serves a fresh SimBroker in IG's REST dialect until interrupted, with its trade
 stream (Lightstreamer TLCP, `broker.ig_tlcp`) at the `lightstreamerEndpoint` its login names.
 
+serve runs the engine as a service (see `api.serve`): the HTTP API and the health panel on
+127.0.0.1:8765, the data in --data-dir (default $SOLAT_CHAOS_DATA or ./solat-data), the
+embedded simulated IG broker unless --broker-url names an IG-dialect base URL (credentials
+from IG_API_KEY, IG_IDENTIFIER, IG_PASSWORD, IG_ACCOUNT_ID). Exit 2 when it cannot start.
+
 `main(argv, machines=..., initializer=...)` lets a test or a script under tests/ run explore
 and replay on machines of its own (with a planted bug, say); the installed command runs the
 project's MACHINES.
@@ -36,6 +43,8 @@ project's MACHINES.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import random
 import sys
 from collections import Counter
@@ -43,6 +52,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import attrs
 from hypothesis.errors import InvalidArgument
 from rich.console import Console
 from rich.markup import escape
@@ -83,6 +93,8 @@ def main(
         return _replay(args, machines)
     if args.command == "report":
         return _report(args)
+    if args.command == "serve":
+        return _serve(args)
     return _serve_broker(args)
 
 
@@ -184,6 +196,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8766)
+    serve.add_argument(
+        "--fd", type=int, help="serve on this inherited listening socket instead of host:port"
+    )
+
+    engine = commands.add_parser(
+        "serve",
+        help="run the engine as a service: HTTP API and health panel (foreground)",
+        description="Run the engine in production composition: the data directory on disk, "
+        "the IG REST adapter, the system clock, the HTTP API on loopback.",
+    )
+    engine.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("SOLAT_CHAOS_DATA", "solat-data")),
+        help="ledger, kill switch, token (default: $SOLAT_CHAOS_DATA or ./solat-data)",
+    )
+    engine.add_argument("--host", default="127.0.0.1")
+    engine.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    engine.add_argument(
+        "--broker-url",
+        metavar="URL",
+        help="an IG-dialect base URL, e.g. https://demo-api.ig.com/gateway/deal "
+        "(default: the embedded simulated IG broker)",
+    )
+    engine.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host; every endpoint then needs the token",
+    )
+    engine.add_argument(
+        "--in-doubt-grace",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds an order the broker has no record of stays in doubt (default 60)",
+    )
+    engine.add_argument("--max-open-positions", type=_positive_int, metavar="N")
+    engine.add_argument("--max-exposure", type=_positive_float, metavar="X")
     return parser
 
 
@@ -396,7 +446,39 @@ def _serve_broker(args: argparse.Namespace) -> int:
     # Imported here: the web stack (starlette, uvicorn) is this command's alone.
     from solat_chaos.broker.ig_http import serve_broker
 
-    serve_broker(args.host, args.port)
+    serve_broker(args.host, args.port, fd=args.fd)
+    return OK
+
+
+# ---------------------------------------------------------------------------- serve
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here: the web stack (starlette, uvicorn) is this command's alone.
+    from solat_chaos.api.serve import ServeError, ServeOptions, serve
+    from solat_chaos.engine.risk import RiskLimits
+
+    limits = RiskLimits()
+    if args.max_open_positions is not None:
+        limits = attrs.evolve(limits, max_open_positions=args.max_open_positions)
+    if args.max_exposure is not None:
+        limits = attrs.evolve(limits, max_exposure=args.max_exposure)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per broker call otherwise
+    options = ServeOptions(
+        data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        broker_url=args.broker_url,
+        allow_remote=args.allow_remote,
+        in_doubt_grace=args.in_doubt_grace,
+        limits=limits,
+    )
+    try:
+        serve(options)
+    except (ServeError, OSError, ValueError) as exc:
+        Console(stderr=True).print(f"[red]solat-chaos serve:[/] {escape(str(exc))}")
+        return CANNOT_RUN
     return OK
 
 
