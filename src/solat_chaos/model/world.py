@@ -20,6 +20,7 @@ from solat_chaos.broker.sim import ORDER_METHODS, SimBroker
 from solat_chaos.chaos.sim_filesystem import SimFileSystem
 from solat_chaos.engine.broker import (
     Account,
+    BrokerActivity,
     BrokerPosition,
     BrokerUnavailable,
     CloseOrder,
@@ -140,6 +141,10 @@ class ProcessBroker:
         account = await self._sim.account()
         self._world.reference.balance_fetched(book_version, self._world.clock.monotonic())
         return self._answered(account)
+
+    async def activity(self, since: float) -> list[BrokerActivity]:
+        self._check_alive()
+        return self._answered(await self._sim.activity(since))
 
     def _answered(self, answer: Any) -> Any:
         reference = self._world.reference
