@@ -23,8 +23,9 @@ The plain (synchronous) methods — `execute_open`, `execute_close`, `lookup_con
 `snapshot_positions`, `snapshot_account`, `snapshot_activity` — are the broker's matching
 engine: they change or read state, write no request log and apply no seam except partial fills.
 The async port methods (`open_position`, `close_position`, `confirm`, `positions`, `account`,
-`activity`) log the request, apply the seams and call the plain methods. Broker-side actions a test may take outside the API:
-`set_price`, `open_externally`, `close_externally` (a close done on the IG dashboard).
+`activity`) log the request, apply the seams and call the plain methods. Broker-side actions a
+test may take outside the API: `set_price`, `open_externally`, `close_externally` (a close done
+on the IG dashboard).
 
 Seams (for the chaos layer; each is consumed by the calls it names, in order)
 -----------------------------------------------------------------------------

@@ -85,9 +85,7 @@ class Reconciler:
             confirms = {
                 i.deal_reference: await self._link.confirm(i.deal_reference) for i in to_resolve
             }
-            activity = (
-                [] if activity_since is None else await self._link.activity(activity_since)
-            )
+            activity = [] if activity_since is None else await self._link.activity(activity_since)
             version = book.version
             broker_positions = await self._broker_positions()
         except BrokerError as e:

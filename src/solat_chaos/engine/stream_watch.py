@@ -175,11 +175,10 @@ class StreamWatch:
         if agrees:
             return
         intent = self._journal.audit.intents.get(update.deal_reference)
-        if update.status == POSITION_OPEN and intent is not None and intent.action == OPEN:
-            # The open's own event: the position's size at its opening is what was filled.
-            if self._resolve_in_doubt(intent, update):
-                return
-        self.reconcile_due = True
+        # The open's own event: the position's size at its opening is what was filled.
+        own_open = update.status == POSITION_OPEN and intent is not None and intent.action == OPEN
+        if not (own_open and self._resolve_in_doubt(intent, update)):
+            self.reconcile_due = True
 
     def _resolve_in_doubt(self, intent: Intent, update: TradeUpdate) -> bool:
         """Resolve `intent` from the broker's verdict if it is in doubt (unresolved and not
