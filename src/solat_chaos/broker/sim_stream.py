@@ -82,6 +82,7 @@ class SimTradeStream:
         self.clock = clock
         self.keepalive = keepalive
         self._listener: StreamListener | None = None
+        self.last_spoke: float | None = None  # monotonic: the listener's last call
         self._cursor = sim.events[-1].seq if sim.events else 0
         self.history: list[TradeUpdate] = []  # every update the server produced
         self.delivered: list[TradeUpdate] = []  # every update a listener received
@@ -121,6 +122,7 @@ class SimTradeStream:
         if not self.delayed:
             while self._waiting:
                 self._deliver(self._waiting.popleft())
+        self._spoke()
         self._listener.on_keepalive()
 
     def advance(self, seconds: float) -> None:
@@ -175,6 +177,7 @@ class SimTradeStream:
 
     def resubscribe(self) -> None:
         if self._listener is not None and self.alive:
+            self._spoke()
             self._listener.on_subscribed()
 
     def heal(self) -> None:
@@ -198,6 +201,7 @@ class SimTradeStream:
         self._waiting.clear()  # what waited for the old session died with it
         self._status(StreamStatus(StreamState.CONNECTED, self.session_id))
         if self._listener is not None:
+            self._spoke()
             self._listener.on_subscribed()
         if replay:
             self._waiting.extend(self.history[-replay:])
@@ -214,8 +218,12 @@ class SimTradeStream:
             self.history.extend(pair)
             self._waiting.extend(pair)
 
+    def _spoke(self) -> None:
+        self.last_spoke = self.clock.monotonic()
+
     def _status(self, status: StreamStatus) -> None:
         if self._listener is not None:
+            self._spoke()
             self._listener.on_status(status)
 
     def _deliver(self, update: TradeUpdate) -> None:
@@ -229,4 +237,5 @@ class SimTradeStream:
         for _ in range(copies):
             self.delivered.append(update)
             if self._listener is not None:
+                self._spoke()
                 self._listener.on_update(update)
