@@ -160,3 +160,31 @@ class _WithoutConfirms:
 
     async def confirm(self, deal_reference):
         return None
+
+
+async def test_an_event_contradicting_the_book__reconciled_at_once_never_written_over_it(
+    engine_env, sim_stream
+) -> None:
+    """
+    SCENARIO: An OPU says a position shrank (a dashboard partial close) while the book says not
+    EXPECTED: Nothing written from the event; the next tick reconciles at once and repairs it
+    FAILURE MODE: The event overwrites the book (trusting a stream that may be replaying old
+    events), or waits for the periodic reconcile a minute later
+    """
+    # SETUP
+    engine = await engine_env.ready_engine(stream=sim_stream)
+    mine = await engine.submit_order_intent(OrderIntent(EURUSD, BUY, 2.0))
+    sim_stream.pump()
+    assert (await engine.tick()) is None  # nothing due: the event agreed with the book
+    written = len(engine_env.durable_records())
+
+    # INJECT CHAOS
+    engine_env.sim.close_externally(mine.deal_id, 0.5)
+    sim_stream.advance(1.0)
+
+    # VERIFICATION
+    assert len(engine_env.durable_records()) == written
+    assert position_sizes(engine.positions()) == {mine.deal_id: 2.0}
+    report = await engine.tick()
+    assert report.ok and [type(r).__name__ for r in report.records] == ["Resized"]
+    assert position_sizes(engine.positions()) == engine_env.broker_sizes() == {mine.deal_id: 1.5}
