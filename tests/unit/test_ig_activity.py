@@ -4,11 +4,9 @@ strict parsing as every other answer."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,20 +24,10 @@ from solat_chaos.engine.broker import (
 )
 from solat_chaos.engine.clock import SimClock
 
-from .test_ig_rest_broker import as_json, fixed_ig, make_broker
+from .test_ig_rest_broker import assert_no_partial_answer, make_broker
 
 EURUSD = "CS.D.EURUSD.TODAY.IP"
 FTSE = "IX.D.FTSE.DAILY.IP"
-
-
-@pytest.fixture
-def clock() -> SimClock:
-    return SimClock()
-
-
-@pytest.fixture
-def sim(clock: SimClock) -> SimBroker:
-    return SimBroker(clock=clock)
 
 
 def trade(sim: SimBroker, clock: SimClock) -> tuple[str, str]:
@@ -54,7 +42,8 @@ def trade(sim: SimBroker, clock: SimClock) -> tuple[str, str]:
     return mine.deal_id, theirs.deal_id
 
 
-async def test_sim_activity_is_every_change_since(sim: SimBroker, clock: SimClock) -> None:
+async def test_sim_activity_is_every_change_since(sim_broker, sim_clock) -> None:
+    sim, clock = sim_broker, sim_clock
     start = clock.now()
     mine, theirs = trade(sim, clock)
     every = await sim.activity(start)
@@ -74,7 +63,8 @@ async def test_sim_activity_is_every_change_since(sim: SimBroker, clock: SimCloc
         await sim.activity(start)
 
 
-async def test_activity_over_http_is_the_sims(sim: SimBroker, clock: SimClock) -> None:
+async def test_activity_over_http_is_the_sims(sim_broker, sim_clock) -> None:
+    sim, clock = sim_broker, sim_clock
     start = clock.now()
     trade(sim, clock)
     async with make_broker(SimASGITransport(create_app(sim))) as rest:
@@ -177,14 +167,4 @@ def test_malformed_activity_over_http_returns_no_partial_history(
     case: tuple[dict[str, Any], str],
 ) -> None:
     body, field = case
-
-    async def run() -> None:
-        transport = fixed_ig(lambda request: httpx.Response(200, content=as_json(body)))
-        async with make_broker(transport) as rest:
-            result: list[Any] | None = None
-            with pytest.raises(BrokerProtocolError) as caught:
-                result = await rest.activity(0.0)
-            assert result is None
-            assert caught.value.field == field
-
-    asyncio.run(run())
+    assert_no_partial_answer(body, field, lambda rest: rest.activity(0.0))
