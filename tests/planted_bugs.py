@@ -228,7 +228,7 @@ def _health_by_connection_flag(mp: pytest.MonkeyPatch) -> None:
             0.0 if self.state is StreamState.CONNECTED else self._clock.monotonic() - self.last_seen
         )
 
-    mp.setattr(StreamWatch, "_check_silence", lambda self: None)
+    mp.setattr(StreamWatch, "_silence", lambda self: None)
     mp.setattr(StreamWatch, "age", age_while_connected)
 
 

@@ -86,9 +86,8 @@ class StreamWatch:
         return self.state is StreamState.CONNECTED and self._subscribed
 
     def blind(self) -> str | None:
-        """Why the stream is blind now, or None when it proves every change."""
-        self._check_silence()
-        return self.blind_reason
+        """Why the stream is blind now, or None when it proves every change. A pure read."""
+        return self.blind_reason or self._silence()
 
     def age(self) -> float | None:
         """Seconds since the stream last proved it was alive; None if it never did."""
@@ -113,7 +112,7 @@ class StreamWatch:
         self._check_silence()
         self._seen()
         if status.state is StreamState.CONNECTED:
-            if status.session_id not in self._sessions:
+            if status.session_id is None or status.session_id not in self._sessions:
                 self._sessions.add(status.session_id)
                 self._subscribed = False
                 self._go_blind(
@@ -216,12 +215,18 @@ class StreamWatch:
     def _seen(self) -> None:
         self.last_seen = self._clock.monotonic()
 
-    def _check_silence(self) -> None:
-        """Silence past the threshold is a gap, noticed whenever anyone looks: by a status
-        read, or by the next keepalive after it."""
+    def _silence(self) -> str | None:
+        """Why a connected stream counts as blind for its silence alone, if it does."""
         age = self.age()
         if self.state is StreamState.CONNECTED and age is not None and age > self.silence:
-            self._go_blind(f"stream silent for {age:g}s (keepalive threshold {self.silence:g}s)")
+            return f"stream silent for {age:g}s (keepalive threshold {self.silence:g}s)"
+        return None
+
+    def _check_silence(self) -> None:
+        """Silence past the threshold is a gap, kept as one even when the stream speaks again:
+        checked before every listener call and around every reconcile."""
+        if reason := self._silence():
+            self._go_blind(reason)
 
     def _go_blind(self, reason: str) -> None:
         self._gap += 1
