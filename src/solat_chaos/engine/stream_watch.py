@@ -229,6 +229,9 @@ class StreamWatch:
             self._go_blind(reason)
 
     def _go_blind(self, reason: str) -> None:
+        """A gap may have opened. Going blind asks for a reconcile at once; while blind
+        already, the short poll is soon enough."""
+        if self.blind_reason is None:
+            self.reconcile_due = True
         self._gap += 1
         self.blind_reason = reason
-        self.reconcile_due = True

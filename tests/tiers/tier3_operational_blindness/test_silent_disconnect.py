@@ -33,6 +33,10 @@ async def test_dashboard_fill_during_a_silent_disconnect__in_the_book_once(
     # VERIFICATION: blind, and polling reconciles on the short interval
     assert engine.state is TradingState.REDUCING and engine.health().status == "blind"
     assert (await engine.tick()) is not None
+    engine_env.clock.advance(1.0)
+    assert (await engine.tick()) is None  # polled again only after the short interval
+    engine_env.clock.advance(engine.config.blind_reconcile_interval)
+    assert (await engine.tick()) is not None
     disconnect.lift()  # a new session, replaying nothing it missed
     sim_stream.advance(engine.config.blind_reconcile_interval)
     assert (await engine.tick()).ok
