@@ -52,9 +52,7 @@ def _run(args: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]
 
 def dump_dom(url: str, *, script_budget_ms: int = 3000, timeout: float = 60.0) -> str:
     """The page's DOM after its scripts ran for `script_budget_ms` of virtual time."""
-    done = _run(
-        [f"--virtual-time-budget={script_budget_ms}", "--dump-dom", url], timeout=timeout
-    )
+    done = _run([f"--virtual-time-budget={script_budget_ms}", "--dump-dom", url], timeout=timeout)
     if done.returncode != 0 or not done.stdout.strip():
         raise AssertionError(f"chromium --dump-dom {url} failed: {done.stderr[-2000:]}")
     return done.stdout

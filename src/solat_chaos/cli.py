@@ -1,9 +1,12 @@
 """The `solat-chaos` command.
 
     solat-chaos explore [--profile P] [--machine NAME]... [--max-examples N] [--minutes M]
-                        [--seed S] [--workers N] [--failures-dir D]
-    solat-chaos replay ARTIFACT
-    solat-chaos serve-broker [--host H] [--port P]
+                        [--seed S] [--workers N] [--failures-dir D] [--report PATH]
+    solat-chaos replay ARTIFACT [--write-test DIR]
+    solat-chaos report [--out PATH] [--runs N] [--history N]
+    solat-chaos serve-broker [--host H] [--port P | --fd FD]
+    solat-chaos serve [--data-dir D] [--host H] [--port P] [--broker-url URL] [--allow-remote]
+                      [--in-doubt-grace S] [--max-open-positions N] [--max-exposure X]
 
 explore runs the state machines on the embedded simulated broker and file system (nothing to
 configure), shows a progress bar on stderr and ends with a verdict table on stdout: per
@@ -12,10 +15,24 @@ artifact's replay command. Exit status: 0 when every invariant held, 1 when a fa
 found, 2 when it could not run (bad option, profile, machine name or database, or a machine
 that broke without a reproducible example).
 
+Every explore run stores a run record beside the example database (`model.run_record`);
+with `--report PATH` it also writes the LIVE-readiness report of that run there.
+
 replay re-runs an artifact's example exactly (see `model.replay`): exit 1 while it fails,
 0 once it passes, 2 when it cannot be replayed. A different commit is reported, not refused.
+With `--write-test DIR` it writes the artifact's regression test instead
+(`model.regression`): exit 0 when written, 2 when the artifact cannot become one.
+
+report writes the LIVE-readiness report (`solat_chaos.report`): one self-contained HTML file
+over the newest N recorded runs (default 1) with the newest 30 as history; exit 0 when it
+says SAFE for LIVE, 1 when not, 2 when it could not read the records.
 
 serve-broker serves a fresh SimBroker in IG's REST dialect until interrupted.
+
+serve runs the engine as a service (see `api.serve`): the HTTP API and the health panel on
+127.0.0.1:8765, the data in --data-dir (default $SOLAT_CHAOS_DATA or ./solat-data), the
+embedded simulated IG broker unless --broker-url names an IG-dialect base URL (credentials
+from IG_API_KEY, IG_IDENTIFIER, IG_PASSWORD, IG_ACCOUNT_ID). Exit 2 when it cannot start.
 
 `main(argv, machines=..., initializer=...)` lets a test or a script under tests/ run explore
 and replay on machines of its own (with a planted bug, say); the installed command runs the
@@ -25,6 +42,8 @@ project's MACHINES.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import random
 import sys
 from collections import Counter
@@ -32,13 +51,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import attrs
 from hypothesis.errors import InvalidArgument
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from solat_chaos.chaos.profiles import DatabaseError
+from solat_chaos.chaos.profiles import DatabaseError, database_from
 from solat_chaos.model.artifacts import ArtifactError, read, replay_command
 from solat_chaos.model.catalogue import Machines, NoMachines
 from solat_chaos.model.explore import (
@@ -50,7 +70,10 @@ from solat_chaos.model.explore import (
     UnknownMachine,
     explore,
 )
+from solat_chaos.model.regression import RegressionError, write_test
 from solat_chaos.model.replay import FAILS, PASSES, replay
+from solat_chaos.model.run_record import RunRecordError, run_store_for
+from solat_chaos.report.summary import DEFAULT_HISTORY
 
 OK, FAILED, CANNOT_RUN = 0, 1, 2
 
@@ -67,6 +90,10 @@ def main(
         return _explore(args, machines, initializer)
     if args.command == "replay":
         return _replay(args, machines)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "serve":
+        return _serve(args)
     return _serve_broker(args)
 
 
@@ -119,15 +146,93 @@ def _parser() -> argparse.ArgumentParser:
         metavar="D",
         help="where failure artifacts go (default: ./failures)",
     )
+    run.add_argument(
+        "--report",
+        type=Path,
+        metavar="PATH",
+        help="write the LIVE-readiness report of this run (HTML) to PATH at the end",
+    )
 
     again = commands.add_parser("replay", help="re-run a failure artifact's example exactly")
     again.add_argument("artifact", type=Path, metavar="ARTIFACT")
+    again.add_argument(
+        "--write-test",
+        type=Path,
+        metavar="DIR",
+        help="write a standalone pytest file running the shrunk steps into DIR (no replay)",
+    )
+
+    report = commands.add_parser(
+        "report",
+        help="write the LIVE-readiness report (one self-contained HTML file) from run records",
+        description="Build the report from the run records kept beside the example database "
+        "(SOLAT_CHAOS_DB, default .hypothesis/examples).",
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        default=Path("solat-chaos-report.html"),
+        metavar="PATH",
+        help="where to write it (default: ./solat-chaos-report.html)",
+    )
+    report.add_argument(
+        "--runs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="the newest N runs decide the verdict and the tables (default: 1)",
+    )
+    report.add_argument(
+        "--history",
+        type=_positive_int,
+        default=DEFAULT_HISTORY,
+        metavar="N",
+        help=f"the newest N runs make the trend chart (default: {DEFAULT_HISTORY})",
+    )
 
     serve = commands.add_parser(
         "serve-broker", help="serve a SimBroker in IG's REST dialect (foreground)"
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8766)
+    serve.add_argument(
+        "--fd", type=int, help="serve on this inherited listening socket instead of host:port"
+    )
+
+    engine = commands.add_parser(
+        "serve",
+        help="run the engine as a service: HTTP API and health panel (foreground)",
+        description="Run the engine in production composition: the data directory on disk, "
+        "the IG REST adapter, the system clock, the HTTP API on loopback.",
+    )
+    engine.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("SOLAT_CHAOS_DATA", "solat-data")),
+        help="ledger, kill switch, token (default: $SOLAT_CHAOS_DATA or ./solat-data)",
+    )
+    engine.add_argument("--host", default="127.0.0.1")
+    engine.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    engine.add_argument(
+        "--broker-url",
+        metavar="URL",
+        help="an IG-dialect base URL, e.g. https://demo-api.ig.com/gateway/deal "
+        "(default: the embedded simulated IG broker)",
+    )
+    engine.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host; every endpoint then needs the token",
+    )
+    engine.add_argument(
+        "--in-doubt-grace",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds an order the broker has no record of stays in doubt (default 60)",
+    )
+    engine.add_argument("--max-open-positions", type=_positive_int, metavar="N")
+    engine.add_argument("--max-exposure", type=_positive_float, metavar="X")
     return parser
 
 
@@ -172,6 +277,13 @@ def _explore(
         return CANNOT_RUN
     out.print(_verdict_table(report))
     _print_verdict(out, report, options)
+    if args.report is not None and report.record is not None:
+        # Imported here: the report's libraries (Jinja2, matplotlib) load only when asked for.
+        from solat_chaos.report.html import newest, write_report
+
+        history = newest(run_store_for(database_from()).load(), DEFAULT_HISTORY)
+        write_report(args.report, [report.record], history)
+        out.print(f"report: {args.report}", highlight=False, soft_wrap=True)
     if report.ok:
         return OK
     failed = any(tally.failures for tally in report.tallies.values())
@@ -275,8 +387,12 @@ def _replay(args: argparse.Namespace, machines: Machines | None) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         artifact = read(args.artifact)
+        if args.write_test is not None:
+            written = write_test(artifact, args.write_test, source=args.artifact)
+            out.print(f"wrote {written}", markup=False)
+            return OK
         result = replay(artifact, machines)
-    except (ArtifactError, NoMachines) as exc:
+    except (ArtifactError, NoMachines, RegressionError) as exc:
         err.print(f"[red]solat-chaos replay:[/] {escape(str(exc))}")
         return CANNOT_RUN
     out.print(
@@ -298,6 +414,30 @@ def _replay(args: argparse.Namespace, machines: Machines | None) -> int:
     return CANNOT_RUN
 
 
+# ---------------------------------------------------------------------------- report
+
+
+def _report(args: argparse.Namespace) -> int:
+    from solat_chaos.report.html import newest, write_report
+
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        records = run_store_for(database_from()).load()
+    except (DatabaseError, RunRecordError) as exc:
+        err.print(f"[red]solat-chaos report:[/] {escape(str(exc))}")
+        return CANNOT_RUN
+    covered = newest(records, args.runs)
+    verdict = write_report(args.out, covered, newest(records, args.history)).verdict
+    out.print(
+        f"{'SAFE' if verdict.safe else 'NOT SAFE'} for LIVE over {len(covered)} run(s): {args.out}",
+        markup=False,
+    )
+    for reason in verdict.reasons:
+        out.print(f"  {reason}", markup=False)
+    return OK if verdict.safe else FAILED
+
+
 # ---------------------------------------------------------------------------- serve-broker
 
 
@@ -305,7 +445,39 @@ def _serve_broker(args: argparse.Namespace) -> int:
     # Imported here: the web stack (starlette, uvicorn) is this command's alone.
     from solat_chaos.broker.ig_http import serve_broker
 
-    serve_broker(args.host, args.port)
+    serve_broker(args.host, args.port, fd=args.fd)
+    return OK
+
+
+# ---------------------------------------------------------------------------- serve
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here: the web stack (starlette, uvicorn) is this command's alone.
+    from solat_chaos.api.serve import ServeError, ServeOptions, serve
+    from solat_chaos.engine.risk import RiskLimits
+
+    limits = RiskLimits()
+    if args.max_open_positions is not None:
+        limits = attrs.evolve(limits, max_open_positions=args.max_open_positions)
+    if args.max_exposure is not None:
+        limits = attrs.evolve(limits, max_exposure=args.max_exposure)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per broker call otherwise
+    options = ServeOptions(
+        data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        broker_url=args.broker_url,
+        allow_remote=args.allow_remote,
+        in_doubt_grace=args.in_doubt_grace,
+        limits=limits,
+    )
+    try:
+        serve(options)
+    except (ServeError, OSError, ValueError) as exc:
+        Console(stderr=True).print(f"[red]solat-chaos serve:[/] {escape(str(exc))}")
+        return CANNOT_RUN
     return OK
 
 

@@ -1,10 +1,14 @@
-"""The core reaches the world only through its ports: it imports no test or chaos code."""
+"""The core reaches the world only through its ports: it imports no test or chaos code; the
+service (api/) builds on the engine and the broker only."""
 
 from __future__ import annotations
 
 import ast
 import pathlib
+import types
+from collections.abc import Callable
 
+import solat_chaos.api
 import solat_chaos.engine
 
 FORBIDDEN = ("hypothesis", "pytest", "respx", "solat_chaos.chaos", "solat_chaos.model")
@@ -20,12 +24,32 @@ def imported_modules(path: pathlib.Path) -> set[str]:
     return names
 
 
-def test_the_engine_imports_nothing_from_tests_chaos_or_model() -> None:
-    engine_dir = pathlib.Path(solat_chaos.engine.__file__).parent
-    offenders = {
+def offending_imports(package: types.ModuleType, forbidden: Callable[[str], bool]) -> set[str]:
+    """`file: module` for every module a file of `package` imports that is `forbidden`."""
+    directory = pathlib.Path(package.__file__).parent
+    return {
         f"{path.name}: {name}"
-        for path in engine_dir.glob("*.py")
+        for path in directory.glob("*.py")
         for name in imported_modules(path)
-        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+        if forbidden(name)
     }
+
+
+def test_the_engine_imports_nothing_from_tests_chaos_or_model() -> None:
+    offenders = offending_imports(
+        solat_chaos.engine,
+        lambda name: any(name == f or name.startswith(f + ".") for f in FORBIDDEN),
+    )
+    assert offenders == set()
+
+
+def test_the_service_imports_only_the_engine_and_the_broker() -> None:
+    allowed = ("solat_chaos.engine", "solat_chaos.broker", "solat_chaos.api")
+    offenders = offending_imports(
+        solat_chaos.api,
+        lambda name: (
+            name in ("hypothesis", "pytest")
+            or (name.startswith("solat_chaos.") and not name.startswith(allowed))
+        ),
+    )
     assert offenders == set()

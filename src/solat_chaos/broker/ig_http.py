@@ -836,11 +836,22 @@ class LoopbackServer:
 
 
 def serve_broker(
-    host: str = "127.0.0.1", port: int = 8766, *, sim: SimBroker | None = None, **app_kwargs: Any
+    host: str = "127.0.0.1",
+    port: int = 8766,
+    *,
+    fd: int | None = None,
+    sim: SimBroker | None = None,
+    **app_kwargs: Any,
 ) -> None:
-    """Serve a SimBroker (a fresh one by default) in IG's REST dialect, in the foreground."""
+    """Serve a SimBroker (a fresh one by default) in IG's REST dialect, in the foreground.
+    With `fd`, on that inherited listening socket instead of host and port (so the parent
+    that bound it knows the port before this process starts)."""
     app = create_app(sim if sim is not None else SimBroker(), **app_kwargs)
-    uvicorn.run(app, host=host, port=port, http="h11", lifespan="off", log_level="info")
+    if fd is None:
+        uvicorn.run(app, host=host, port=port, http="h11", lifespan="off", log_level="info")
+        return
+    config = uvicorn.Config(app, http="h11", lifespan="off", log_level="info")
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
 
 
 __all__ = [

@@ -93,6 +93,7 @@ ACCOUNT = "account"
 ACTIVITY = "activity"
 PORT_METHODS = (OPEN_POSITION, CLOSE_POSITION, CONFIRM, POSITIONS, ACCOUNT, ACTIVITY)
 ORDER_METHODS = (OPEN_POSITION, CLOSE_POSITION)
+DUPLICATE_METHODS = (OPEN_POSITION, CLOSE_POSITION, CONFIRM)
 
 # Event kinds.
 OPENED = "OPENED"
@@ -857,10 +858,37 @@ class SimBroker:
     ) -> None:
         """The next `count` ACCEPTED confirms answered by `method` name `deal_id` (default:
         the most recent other deal id) instead of their own."""
-        if method not in (OPEN_POSITION, CLOSE_POSITION, CONFIRM):
+        if method not in DUPLICATE_METHODS:
             raise ValueError(f"duplicate deal ids apply to confirms, not {method!r}")
         with self._lock:
             self._duplicates[method].extend([deal_id] * _count(count))
+
+    # Every seam that can be armed, by the name `armed_faults` gives it.
+    FAULT_KINDS = (
+        *(f"broker:fail_next:{m}" for m in PORT_METHODS),
+        *(f"broker:answer_lost:{m}" for m in ORDER_METHODS),
+        *(f"broker:hold:{m}" for m in PORT_METHODS),
+        *(f"broker:partial_fill:{m}" for m in ORDER_METHODS),
+        "broker:stale_positions",
+        *(f"broker:duplicate_deal_id:{m}" for m in DUPLICATE_METHODS),
+    )
+
+    def armed_faults(self) -> set[str]:
+        """The seams armed now (names from FAULT_KINDS): each would change the next answer of
+        its method. A held request still pending counts as its method's hold."""
+        with self._lock:
+            armed = {f"broker:hold:{m}" for m in self._holds}
+            armed.update(f"broker:hold:{h.pending.kind}" for h in self._held)
+            for method, faults in self._faults.items():
+                for fault in faults:
+                    # A read has nothing to execute: its lost answer is a plain failure.
+                    lost = fault.after_execute and method in ORDER_METHODS
+                    armed.add(f"broker:{'answer_lost' if lost else 'fail_next'}:{method}")
+            armed.update(f"broker:partial_fill:{m}" for m, q in self._fractions.items() if q)
+            armed.update(f"broker:duplicate_deal_id:{m}" for m, q in self._duplicates.items() if q)
+            if self._stale:
+                armed.add("broker:stale_positions")
+            return armed
 
     def heal(self) -> None:
         """Disarm every seam and release every pending request, in arrival order."""

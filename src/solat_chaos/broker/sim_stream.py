@@ -77,6 +77,16 @@ def updates_of(event: BrokerEvent) -> tuple[TradeUpdate, TradeUpdate]:
 
 
 class SimTradeStream:
+    # The faults `armed_faults` names (for the model's coverage counts).
+    FAULT_KINDS = (
+        "stream:silent",
+        "stream:stalled",
+        "stream:drop",
+        "stream:duplicate",
+        "stream:delayed",
+        "stream:reorder",
+    )
+
     def __init__(self, sim: SimBroker, clock: SimClock, *, keepalive: float = 5.0) -> None:
         self.sim = sim
         self.clock = clock
@@ -135,6 +145,18 @@ class SimTradeStream:
             self.pump()
 
     # -- faults ------------------------------------------------------------------------------
+
+    def armed_faults(self) -> set[str]:
+        """The faults armed now (names from FAULT_KINDS)."""
+        armed = {
+            "stream:silent": self.silent,
+            "stream:stalled": self.state is StreamState.STALLED,
+            "stream:drop": self._drop > 0,
+            "stream:duplicate": self._duplicate > 0,
+            "stream:delayed": self.delayed,
+            "stream:reorder": self._reorder > 0,
+        }
+        return {name for name, on in armed.items() if on}
 
     def silent_disconnect(self) -> None:
         self.pump()

@@ -282,6 +282,19 @@ class SimFileSystem:
             durable[offset:end] = data[: len(durable) - offset]
             inode.durable = bytes(durable)
 
+    FAULT_KINDS = ("disk:full", "disk:flush", "disk:fsync")
+
+    def armed_faults(self) -> set[str]:
+        """The faults armed now (names from FAULT_KINDS); `heal()` lifts them all."""
+        armed = set()
+        if self._space_left is not None:
+            armed.add("disk:full")
+        if self._flush_error is not None:
+            armed.add("disk:flush")
+        if self._fsync_error is not None:
+            armed.add("disk:fsync")
+        return armed
+
     def heal(self) -> None:
         """Lift the faults set by `fail_writes_after`, `fail_flush` and `fail_fsync`."""
         self._space_left = None

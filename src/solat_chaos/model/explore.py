@@ -21,6 +21,8 @@ Hypothesis' state machine defaults (no deadline, health checks off — as `Machi
 has them) and `print_blob` on. Failing examples are shrunk by Hypothesis, saved in the
 database and written as artifacts (`model.artifacts`).
 
+At the end a run record (`model.run_record`) is stored beside the examples, for reports.
+
 Statistics come from `model.stats.STATS`, which the machines bump; each batch resets it in
 the process that runs it, so workers count independently and the parent adds them up.
 
@@ -47,6 +49,7 @@ from hypothesis.database import ExampleDatabase
 from solat_chaos.chaos.profiles import database_from, selected_profile
 from solat_chaos.model import artifacts
 from solat_chaos.model.catalogue import Machines, machine_catalogue
+from solat_chaos.model.run_record import RunRecord, run_store_for
 from solat_chaos.model.runner import run_machine
 from solat_chaos.model.stats import STATS
 
@@ -67,6 +70,7 @@ class ExploreOptions:
     workers: int = 1
     failures_dir: Path = Path("failures")
     database: str | None = None  # None: SOLAT_CHAOS_DB, else .hypothesis/examples
+    record: bool = True  # store a run record beside the examples (model.run_record)
 
 
 @attrs.frozen
@@ -94,6 +98,9 @@ class BatchResult:
     rules: Counter
     failures: tuple[FoundFailure, ...]
     error: str | None  # the run went wrong without a reproducible example
+    checks: Counter = attrs.Factory(Counter)  # by invariant check function
+    coverage: Counter = attrs.Factory(Counter)  # (rule, armed fault) -> steps
+    fault_kinds: frozenset[str] = frozenset()
 
 
 @attrs.define
@@ -108,6 +115,9 @@ class MachineTally:
     rules: Counter = attrs.Factory(Counter)
     failures: dict[Path, FoundFailure] = attrs.Factory(dict)  # one per artifact
     errors: list[str] = attrs.Factory(list)
+    checks: Counter = attrs.Factory(Counter)
+    coverage: Counter = attrs.Factory(Counter)
+    fault_kinds: set[str] = attrs.Factory(set)
 
     def add(self, result: BatchResult) -> None:
         self.batches += 1
@@ -115,6 +125,9 @@ class MachineTally:
         self.steps += result.steps
         self.invariant_checks += result.invariant_checks
         self.rules.update(result.rules)
+        self.checks.update(result.checks)
+        self.coverage.update(result.coverage)
+        self.fault_kinds.update(result.fault_kinds)
         for failure in result.failures:
             self.failures[failure.artifact] = failure
         if result.error is not None:
@@ -131,6 +144,7 @@ class ExploreReport:
     seed: int
     tallies: dict[str, MachineTally]
     seconds: float = 0.0
+    record: RunRecord | None = None  # what was stored, when options.record
 
     @property
     def ok(self) -> bool:
@@ -269,6 +283,9 @@ def explore(
         worker_setup = (machines, options.database, initializer)
         _run_parallel(job, plan, options.workers, worker_setup, listener.started, record)
     report.seconds = time.monotonic() - begun
+    if options.record:
+        report.record = RunRecord.of(report, catalogue, workers=options.workers)
+        run_store_for(database).save(report.record)
     return report
 
 
@@ -317,6 +334,9 @@ class _Job:
             rules=Counter(STATS.rules),
             failures=tuple(found),
             error=error,
+            checks=Counter(STATS.checks),
+            coverage=Counter(STATS.coverage),
+            fault_kinds=frozenset(STATS.fault_kinds),
         )
 
 

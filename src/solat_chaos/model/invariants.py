@@ -355,3 +355,26 @@ SAFETY_CHECKS = (
     check_stream_gapless,
     check_audit_complete,
 )
+
+# The invariants each check guards, for reports counting how often an invariant was checked
+# (a check the table does not name counts under its own name).
+INVARIANTS_CHECKED_BY = {
+    check_at_arrival.__name__: (
+        AUDIT_BEFORE_BROKER,
+        KILL_SWITCH_DURABLE,
+        FRESH_BALANCE,
+        RISK_LIMITS,
+    ),
+    check_engine_did_not_raise.__name__: (ENGINE_RAISED,),
+    check_no_silent_loss.__name__: (NO_SILENT_LOSS,),
+    check_book_matches_broker.__name__: (CONVERGENCE,),
+    check_converged_after_reconcile.__name__: (CONVERGENCE,),
+    check_exactly_once_fills.__name__: (EXACTLY_ONCE_FILLS,),
+    check_kill_switch_durable.__name__: (KILL_SWITCH_DURABLE,),
+    check_snapshot_bounded.__name__: (SNAPSHOT_BOUNDED,),
+    check_health_truthful.__name__: (HEALTH_TRUTHFUL,),
+    check_audit_complete.__name__: (AUDIT_COMPLETE,),
+    check_fail_closed.__name__: (FAIL_CLOSED,),
+    check_ledger_readable.__name__: (LEDGER_READABLE,),
+    check_liveness.__name__: (LIVENESS, AUDIT_COMPLETE),
+}

@@ -370,6 +370,30 @@ class World:
         self.settle()
         self.engine.retry_pending()
 
+    # -- faults, for coverage ------------------------------------------------------------
+
+    UNMOUNTED = "disk:unmounted"
+
+    def _fault_sources(self) -> list[Any]:
+        # Every part of the world that arms faults says so (`armed_faults`), so a port or
+        # seam added later is covered without listing it here.
+        # (Asked of the type: the per-process disk view forwards any attribute.)
+        return [part for part in vars(self).values() if hasattr(type(part), "armed_faults")]
+
+    def fault_kinds(self) -> tuple[str, ...]:
+        """Every fault this world can arm."""
+        kinds = [self.UNMOUNTED]
+        for source in self._fault_sources():
+            kinds.extend(source.FAULT_KINDS)
+        return tuple(sorted(kinds))
+
+    def armed_faults(self) -> set[str]:
+        """The faults armed right now (names from `fault_kinds`)."""
+        armed = {self.UNMOUNTED} if self.unmounted else set()
+        for source in self._fault_sources():
+            armed |= source.armed_faults()
+        return armed
+
     # -- the model's eyes ----------------------------------------------------------------
 
     def order_arrives(self, order: OpenOrder | CloseOrder) -> None:
