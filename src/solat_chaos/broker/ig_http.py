@@ -11,7 +11,9 @@ the root and under `/gateway/deal`, so an IG base URL can point at it unchanged)
   `DELETE /positions/otc` or by `POST` with the `_method: DELETE` header (dealId, direction,
   size, orderType MARKET; `dealReference` is accepted as a sim extension, IG's close request
   has no such field), `GET /positions` (Version 1 and 2 shapes), `GET /positions/{dealId}`,
-  `GET /confirms/{dealReference}`.
+  `GET /confirms/{dealReference}`;
+- `GET /history/activity` Version 3 (`from`, `detailed=true`, `pageSize`): the SimBroker's
+  events as IG's activity history, one page.
 
 Authentication is checked like IG: X-IG-API-KEY (400 `error.security.api-key-missing`, 403
 `error.security.api-key-invalid`), then CST / X-SECURITY-TOKEN (401
@@ -65,10 +67,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from solat_chaos.broker.ig_rest import format_ig_date, parse_ig_date
 from solat_chaos.broker.ig_tlcp import TlcpState
 from solat_chaos.broker.sim import CLOSED, OPENED, BrokerEvent, Market, SimBroker
 from solat_chaos.engine.broker import (
     ACCEPTED,
+    BrokerActivity,
     BrokerError,
     BrokerPosition,
     BrokerProtocolError,
@@ -363,6 +367,36 @@ class IGHttpState:
             "channel": "PublicRestOTC" if event.source == "api" else "WEB",
         }
 
+    def _activity_json(self, deal: BrokerActivity) -> dict[str, Any]:
+        market = self.sim.markets.get(deal.epic)
+        return {
+            "date": format_ig_date(deal.at),
+            "epic": deal.epic,
+            "period": self.expiry,
+            "dealId": deal.deal_id,
+            "channel": "PUBLIC_WEB_API" if deal.deal_reference else "WEB",
+            "type": "POSITION",
+            "status": "ACCEPTED",
+            "description": f"{deal.action.replace('_', ' ').title()}: {deal.deal_id}",
+            "details": {
+                "dealReference": deal.deal_reference or None,
+                "actions": [{"actionType": deal.action, "affectedDealId": deal.deal_id}],
+                "marketName": market.name if market is not None else deal.epic,
+                "goodTillDate": None,
+                "currency": self.sim.currency,
+                "size": deal.size,
+                "direction": deal.direction,
+                "level": deal.level,
+                "stopLevel": None,
+                "stopDistance": None,
+                "guaranteedStop": False,
+                "trailingStopDistance": None,
+                "trailingStep": None,
+                "limitLevel": None,
+                "limitDistance": None,
+            },
+        }
+
     def _port_error(self, request: Request, error: BrokerError, *, trading: bool) -> Response:
         if isinstance(error, BrokerRejected):
             return _error(400, error.reason)
@@ -629,6 +663,24 @@ class IGHttpState:
         version = self._version(request)
         return _json(200, {"positions": [self._position_json(p, version) for p in positions]})
 
+    async def activity(self, request: Request) -> Response:
+        refused = self._check_auth(request)
+        if refused is not None:
+            return refused
+        try:
+            since = parse_ig_date(request.query_params.get("from", ""))
+        except ValueError:
+            return _error(400, "invalid.input.from")
+        try:
+            deals = await self.sim.activity(since)
+        except BrokerError as error:
+            return self._port_error(request, error, trading=False)
+        body = {
+            "activities": [self._activity_json(d) for d in reversed(deals)],  # newest first
+            "metadata": {"paging": {"size": len(deals), "next": None}},
+        }
+        return _json(200, body)
+
     async def position(self, request: Request) -> Response:
         refused = self._check_auth(request)
         if refused is not None:
@@ -685,6 +737,7 @@ def create_app(
         Route("/positions/otc", state.positions_otc, methods=["POST", "DELETE"]),
         Route("/positions/{deal_id}", state.position, methods=["GET"]),
         Route("/confirms/{deal_reference}", state.confirms, methods=["GET"]),
+        Route("/history/activity", state.activity, methods=["GET"]),
     ]
     tlcp = TlcpState(
         sim,
