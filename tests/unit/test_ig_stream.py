@@ -31,6 +31,7 @@ from solat_chaos.engine.stream import (
     StreamState,
     StreamStatus,
 )
+from tests.engine_process import EngineProcess
 from tests.stream_wire import LIBRARY_WARNINGS, RecordingListener, Wire, open_wire, until
 
 pytestmark = pytest.mark.filterwarnings(LIBRARY_WARNINGS)
@@ -387,3 +388,15 @@ async def test_started_where_no_loop_runs_the_stream_connects_at_attach() -> Non
         wire.stream.attach()
         await _live(listener)
     assert listener.threads == {threading.get_ident()}
+
+
+def test_serve_on_the_embedded_broker_runs_its_trade_stream_over_the_wire(tmp_path) -> None:
+    engine = EngineProcess(tmp_path / "data")
+    try:
+        engine.start()
+        engine.wait_for(
+            lambda health: health["stream"] == "CONNECTED" and health["blind"] is None,
+            "had a live trade stream, reconciled since it connected",
+        )
+    finally:
+        engine.stop_all()
