@@ -51,6 +51,18 @@ class WireEngine:
         assert self.engine.state is TradingState.REDUCING
         return self.engine.health().blind or ""
 
+    async def new_session(self, old: str | None) -> None:
+        watch = self.engine.watch
+        assert watch is not None
+        await until(lambda: watch.live and watch.session_id != old, "a new session")
+
+    async def backfill(self) -> None:
+        """The short-interval reconcile of a blind engine, which ends the blindness."""
+        assert self.engine.health().status == "blind"
+        self.env.clock.advance(self.engine.config.blind_reconcile_interval)
+        assert (await self.engine.tick()).ok
+        assert self.engine.health().blind is None
+
     def book_is_the_brokers(self) -> None:
         assert position_sizes(self.engine.positions()) == self.env.broker_sizes()
 
@@ -92,12 +104,9 @@ async def test_silent_socket__the_client_notices_and_the_dashboard_fill_is_backf
     assert "stall" in await wire_engine.blind()
     refused = await engine.submit_order_intent(OrderIntent(EURUSD, BUY, 1.0))
     assert refused.status is OrderStatus.REJECTED and "stream blind" in refused.reason
-    await until(
-        lambda: engine.watch.live and engine.watch.session_id != first_session, "a new session"
-    )
-    env.clock.advance(engine.config.blind_reconcile_interval)
-    assert (await engine.tick()).ok
-    assert engine.health().blind is None and engine.state is TradingState.ACTIVE
+    await wire_engine.new_session(first_session)
+    await wire_engine.backfill()
+    assert engine.state is TradingState.ACTIVE
     wire_engine.book_is_the_brokers()
     assert position_sizes(engine.positions())[confirm.deal_id] == 2.0
     assert _adoptions(env) == [confirm.deal_id]
@@ -129,10 +138,7 @@ async def test_stall_that_resumes__same_session_blind_until_a_reconcile_after_it
     # VERIFICATION
     await until(lambda: engine.watch.state is StreamState.CONNECTED, "the stall to end")
     assert engine.watch.session_id == session
-    assert engine.health().status == "blind"  # connected again, but not reconciled since
-    env.clock.advance(engine.config.blind_reconcile_interval)
-    assert (await engine.tick()).ok
-    assert engine.health().blind is None
+    await wire_engine.backfill()  # connected again, but blind until a reconcile since
     wire_engine.book_is_the_brokers()
     assert position_sizes(engine.positions()) == {mine.deal_id: 1.5}
     assert _adoptions(env) == []
@@ -162,14 +168,9 @@ async def test_new_session_replaying_less_than_the_gap__backfilled_by_rest(
 
     # VERIFICATION
     await wire_engine.blind()
-    await until(
-        lambda: engine.watch.live and engine.watch.session_id != first_session, "a new session"
-    )
+    await wire_engine.new_session(first_session)
     await until(lambda: engine.watch.events >= 4, "the replayed change")
-    assert engine.health().status == "blind"
-    env.clock.advance(engine.config.blind_reconcile_interval)
-    assert (await engine.tick()).ok
-    assert engine.health().blind is None
+    await wire_engine.backfill()
     wire_engine.book_is_the_brokers()
     assert position_sizes(engine.positions()) == {mine.deal_id: 1.0, other.deal_id: 1.0}
     assert _adoptions(env) == [other.deal_id]
@@ -231,14 +232,9 @@ async def test_new_session_replaying_more_than_the_gap__duplicates_change_nothin
     env.sim.close_externally(mine.deal_id, 0.5)
 
     # VERIFICATION
-    await until(
-        lambda: engine.watch.live and engine.watch.session_id != first_session, "a new session"
-    )
+    await wire_engine.new_session(first_session)
     await until(lambda: engine.watch.events >= 10, "the replay of three changes")
-    assert engine.health().status == "blind"
-    env.clock.advance(engine.config.blind_reconcile_interval)
-    assert (await engine.tick()).ok
-    assert engine.health().blind is None
+    await wire_engine.backfill()
     wire_engine.book_is_the_brokers()
     assert position_sizes(engine.positions()) == {mine.deal_id: 1.5, outside.deal_id: 1.0}
     assert _adoptions(env) == [outside.deal_id]
