@@ -409,12 +409,28 @@ def map_transport_error(exc: Exception) -> BrokerError:
 # ---------------------------------------------------------------------- the adapter
 
 
+@attrs.frozen
+class StreamingCredentials:
+    """What `POST /session` gives the trade stream: its endpoint, the account and the
+    tokens, sent to Lightstreamer as user and password (`CST-{cst}|XST-{token}`)."""
+
+    endpoint: str
+    account_id: str
+    cst: str
+    security_token: str
+
+    @property
+    def password(self) -> str:
+        return f"CST-{self.cst}|XST-{self.security_token}"
+
+
 @attrs.define
 class _Session:
     cst: str
     security_token: str
     account_id: str | None
     generation: int
+    lightstreamer_endpoint: str | None = None
 
 
 class IGRestBroker:
@@ -649,6 +665,25 @@ class IGRestBroker:
         async with self._login_lock:
             await self._login()
 
+    async def streaming_credentials(self, refresh: bool = False) -> StreamingCredentials:
+        """The stream's login from this session (logging in if needed): IG's
+        `lightstreamerEndpoint`, the account id, CST and X-SECURITY-TOKEN. `refresh` logs in
+        again first (the stream server refused the tokens)."""
+        session = await self._ensure_session()
+        if refresh:
+            await self._relogin(session.generation)
+            session = await self._ensure_session()
+        if not session.lightstreamer_endpoint:
+            raise _fail("lightstreamerEndpoint", "is missing from the login answer")
+        if session.account_id is None:
+            raise _fail("currentAccountId", "is missing from the login answer")
+        return StreamingCredentials(
+            endpoint=session.lightstreamer_endpoint,
+            account_id=session.account_id,
+            cst=session.cst,
+            security_token=session.security_token,
+        )
+
     async def _ensure_session(self) -> _Session:
         if self._session is not None:
             return self._session
@@ -688,15 +723,15 @@ class IGRestBroker:
             raise _fail("CST", "header is missing from the login answer")
         if not token:
             raise _fail("X-SECURITY-TOKEN", "header is missing from the login answer")
-        current = _str(
-            _object(decode_json(response.content), None), "currentAccountId", "currentAccountId"
-        )
+        answer = _object(decode_json(response.content), None)
+        current = _str(answer, "currentAccountId", "currentAccountId")
+        endpoint = _str(answer, "lightstreamerEndpoint", "lightstreamerEndpoint", nullable=True)
         wanted = self._wanted_account
         if wanted is not None and wanted != current:
             token = await self._switch_account(cst, token, wanted)
             current = wanted
         self._generation += 1
-        self._session = _Session(cst, token, current, self._generation)
+        self._session = _Session(cst, token, current, self._generation, endpoint)
 
     async def _switch_account(self, cst: str, token: str, account_id: str) -> str:
         headers = self._headers("1") | {"CST": cst, "X-SECURITY-TOKEN": token}
@@ -717,6 +752,7 @@ __all__ = [
     "RATE_LIMIT_CODES",
     "SESSION_ERROR_CODES",
     "IGRestBroker",
+    "StreamingCredentials",
     "decode_json",
     "map_transport_error",
     "parse_account",
