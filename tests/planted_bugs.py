@@ -15,6 +15,7 @@ import attrs
 import pytest
 
 from solat_chaos.engine import durable_switch
+from solat_chaos.engine import engine as engine_module
 from solat_chaos.engine.balance import BalanceCache
 from solat_chaos.engine.broker import (
     BrokerError,
@@ -26,10 +27,12 @@ from solat_chaos.engine.filesystem import FileSystem
 from solat_chaos.engine.ledger import Ledger, unframe
 from solat_chaos.engine.positions import PositionBook
 from solat_chaos.engine.reconciler import Reconciler
-from solat_chaos.engine.records import CLOSE
+from solat_chaos.engine.records import CLOSE, Resized
 from solat_chaos.engine.risk import Commitments
 from solat_chaos.engine.router import Router
 from solat_chaos.engine.snapshots import SnapshotBuffer
+from solat_chaos.engine.stream import OPU, POSITION_OPEN, StreamState
+from solat_chaos.engine.stream_watch import StreamWatch
 from solat_chaos.model import invariants
 
 
@@ -193,6 +196,55 @@ def _limit_ignores_in_flight_orders(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(Router, "commitments", book_only)
 
 
+def _no_reconcile_after_new_session(mp: pytest.MonkeyPatch) -> None:
+    on_status = StreamWatch.on_status
+
+    def trust_the_replay(self, status):
+        new = status.state is StreamState.CONNECTED and status.session_id not in self._sessions
+        on_status(self, status)
+        if new:
+            self.blind_reason = None  # the new session's replay taken for the whole gap
+
+    mp.setattr(StreamWatch, "on_status", trust_the_replay)
+
+
+def _event_applied_as_delta(mp: pytest.MonkeyPatch) -> None:
+    on_update = StreamWatch.on_update
+
+    def add_opened_size(self, update):
+        position = self._journal.book.get(update.deal_id or "")
+        if update.channel == OPU and update.status == POSITION_OPEN and position is not None:
+            self.events += 1
+            grown = position.size + update.size
+            self._journal.record_outcome(
+                Resized(f"RESIZED:{update.deal_id}@stream{self.events}", update.deal_id, grown, 0.0)
+            )
+            return
+        on_update(self, update)
+
+    mp.setattr(StreamWatch, "on_update", add_opened_size)
+
+
+def _health_by_connection_flag(mp: pytest.MonkeyPatch) -> None:
+    def age_while_connected(self):
+        if self.last_seen is None:
+            return None
+        return (
+            0.0 if self.state is StreamState.CONNECTED else self._clock.monotonic() - self.last_seen
+        )
+
+    mp.setattr(StreamWatch, "_silence", lambda self: None)
+    mp.setattr(StreamWatch, "age", age_while_connected)
+
+
+def _openings_allowed_while_blind(mp: pytest.MonkeyPatch) -> None:
+    trading_status = engine_module.trading_status
+
+    def ignoring_the_stream(**conditions):
+        conditions.pop("stream_blind", None)
+        return trading_status(**conditions)
+
+    mp.setattr(engine_module, "trading_status", ignoring_the_stream)
 def _kill_switch_written_in_place(mp: pytest.MonkeyPatch) -> None:
     def overwrite_in_place(fs: FileSystem, path: str, data: bytes) -> None:
         fs.write(path, data)
@@ -291,6 +343,40 @@ BUGS: dict[str, Bug] = {
             invariants.RISK_LIMITS,
             "the open-positions limit counts the book only, not orders awaiting the broker",
             _limit_ignores_in_flight_orders,
+        ),
+        Bug(
+            "no_reconcile_after_new_session",
+            "stream",
+            invariants.STREAM_GAPLESS,
+            "a new stream session's replay is trusted to cover the gap: blindness ends at the "
+            "reconnection, with no backfill reconcile",
+            _no_reconcile_after_new_session,
+        ),
+        Bug(
+            "event_applied_as_delta",
+            "stream",
+            invariants.CONVERGENCE,
+            "an OPU's size is added to the position as a change, so an event the book already "
+            "holds (the engine's own fill, a duplicate, a replay) is applied twice",
+            _event_applied_as_delta,
+            also=(invariants.RISK_LIMITS, invariants.EXACTLY_ONCE_FILLS),
+        ),
+        Bug(
+            "health_by_connection_flag",
+            "stream",
+            invariants.HEALTH_TRUTHFUL,
+            "the stream is judged by its connection flag: connected means fresh, though no "
+            "keepalive has arrived for longer than the threshold",
+            _health_by_connection_flag,
+            also=(invariants.STREAM_GAPLESS,),
+        ),
+        Bug(
+            "openings_allowed_while_blind",
+            "stream",
+            invariants.STREAM_GAPLESS,
+            "the trading state ignores the stream's blindness, so opening orders go out while "
+            "events may be missing from the book",
+            _openings_allowed_while_blind,
         ),
         # Planted in a served engine's process (`python -m tests.plant_cli BUG serve ...`)
         # and found by the process machine, from outside.

@@ -33,7 +33,8 @@ report writes the LIVE-readiness report (`solat_chaos.report`): one self-contain
 over the newest N recorded runs (default 1) with the newest 30 as history; exit 0 when it
 says SAFE for LIVE, 1 when not, 2 when it could not read the records.
 
-serve-broker serves a fresh SimBroker in IG's REST dialect until interrupted.
+serve-broker serves a fresh SimBroker in IG's REST dialect until interrupted, with its trade
+stream (Lightstreamer TLCP, `broker.ig_tlcp`) at the `lightstreamerEndpoint` its login names.
 
 serve runs the engine as a service (see `api.serve`): the HTTP API and the health panel on
 127.0.0.1:8765, the data in --data-dir (default $SOLAT_CHAOS_DATA or ./solat-data), the

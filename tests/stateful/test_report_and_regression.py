@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import attrs
@@ -17,13 +14,13 @@ import pytest
 
 from solat_chaos.cli import main
 from solat_chaos.model.invariants import AUDIT_BEFORE_BROKER
+from tests.pytest_process import run_pytest
 
 from ..browser import chromium, dump_dom, screenshot
 from ..planted_bugs import planted
 
 pytestmark = [pytest.mark.chaos, pytest.mark.stateful]
 
-ROOT = Path(__file__).resolve().parents[2]
 BUG = "broker_before_intent"
 
 
@@ -75,18 +72,6 @@ def test_report_command_reads_the_records(night: Night, tmp_path: Path, monkeypa
     assert AUDIT_BEFORE_BROKER in out.read_text()
 
 
-def run_pytest(folder: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOLAT_CHAOS", "PYTEST"))}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "."],
-        cwd=folder,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_a_failure_becomes_a_test_that_fails_until_the_bug_is_fixed(
     night: Night, tmp_path: Path
 ) -> None:
@@ -104,10 +89,10 @@ def test_a_failure_becomes_a_test_that_fails_until_the_bug_is_fixed(
     buggy.mkdir()
     shutil.copy(written, buggy)
     (buggy / "conftest.py").write_text(f"from tests.planted_bugs import plant\n\nplant({BUG!r})\n")
-    with_bug = run_pytest(buggy)
+    with_bug = run_pytest(buggy, ".")
     assert with_bug.returncode == 1, with_bug.stdout + with_bug.stderr
     assert f"InvariantViolation: {AUDIT_BEFORE_BROKER}" in with_bug.stdout
 
-    once_fixed = run_pytest(fixed)
+    once_fixed = run_pytest(fixed, ".")
     assert once_fixed.returncode == 0, once_fixed.stdout + once_fixed.stderr
     assert "1 passed" in once_fixed.stdout

@@ -9,15 +9,14 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from solat_chaos.model.invariants import RISK_LIMITS
+from tests.pytest_process import run_pytest
 
-REPO = Path(__file__).resolve().parents[2]
 KEYS = "hypothesis-example:*"  # the key prefix of Hypothesis' RedisExampleDatabase
 
 # The planted bug is applied by this test file; the class body holds a token of this run, so
@@ -56,16 +55,9 @@ def redis_url() -> Iterator[str]:
     client.close()
 
 
-def run_pytest(tmp_path: Path, profile: str, database: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOLAT_CHAOS", "PYTEST"))}
-    env.update(PYTHONPATH=str(REPO), SOLAT_CHAOS_PROFILE=profile, SOLAT_CHAOS_DB=database)
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_redis_toy.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+def run_toy(tmp_path: Path, profile: str, database: str) -> subprocess.CompletedProcess[str]:
+    return run_pytest(
+        tmp_path, "test_redis_toy.py", SOLAT_CHAOS_PROFILE=profile, SOLAT_CHAOS_DB=database
     )
 
 
@@ -74,16 +66,16 @@ def test_a_failure_found_by_one_process_is_replayed_first_by_another(
 ) -> None:
     (tmp_path / "test_redis_toy.py").write_text(MACHINE_TEST.format(token=secrets.token_hex(8)))
 
-    finder = run_pytest(tmp_path, "dev", redis_url)
+    finder = run_toy(tmp_path, "dev", redis_url)
     assert finder.returncode == pytest.ExitCode.TESTS_FAILED, finder.stdout + finder.stderr
     assert RISK_LIMITS in finder.stdout
 
     # The replay profile generates nothing: it can only fail on what the database holds.
-    replayer = run_pytest(tmp_path, "replay", redis_url)
+    replayer = run_toy(tmp_path, "replay", redis_url)
     assert replayer.returncode == pytest.ExitCode.TESTS_FAILED, replayer.stdout
     assert RISK_LIMITS in replayer.stdout
     assert "state.withdraw(amount=1)" in replayer.stdout
 
     # The same run on an empty directory database passes: the failure came from Redis.
-    control = run_pytest(tmp_path, "replay", str(tmp_path / "empty-db"))
+    control = run_toy(tmp_path, "replay", str(tmp_path / "empty-db"))
     assert control.returncode == pytest.ExitCode.OK, control.stdout

@@ -667,12 +667,19 @@ def test_malformed_positions_over_http_return_no_partial_list(
 ) -> None:
     body, field = case
 
+    assert_no_partial_answer(body, field, IGRestBroker.positions)
+
+
+def assert_no_partial_answer(body: Any, field: str, call: Callable[[IGRestBroker], Any]) -> None:
+    """`call` on a broker whose every read answers `body` raises BrokerProtocolError naming
+    `field`, and returns nothing."""
+
     async def run() -> None:
         transport = fixed_ig(lambda request: httpx.Response(200, content=as_json(body)))
         async with make_broker(transport) as rest:
             result: list[Any] | None = None
             with pytest.raises(BrokerProtocolError) as caught:
-                result = await rest.positions()
+                result = await call(rest)
             assert result is None
             assert caught.value.field == field
 

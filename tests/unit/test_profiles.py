@@ -3,9 +3,7 @@ the pytest plugin choosing them."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from solat_chaos.chaos.profiles import (
     database_from,
     selected_profile,
 )
+from tests.pytest_process import run_pytest
 
 
 @pytest.fixture(autouse=True)
@@ -98,15 +97,7 @@ def test_probe():
 
 def pytest_in(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_probe.py").write_text(PROBE)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SOLAT_CHAOS", "PYTEST"))}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=tmp_path,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_pytest(tmp_path, *args, timeout=120, **env)
 
 
 def test_plugin_loads_ci_by_default(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """`solat-chaos serve`: the engine in production composition.
 
-`OsFileSystem` on a data directory, `IGRestBroker`, a `Clock` (the system clock unless one is
+`OsFileSystem` on a data directory, `IGRestBroker` and `IGTradeStream` (the trade stream on
+Lightstreamer, logged in with the REST session), a `Clock` (the system clock unless one is
 handed in), uvicorn + Starlette. The broker is either any IG-dialect base URL (credentials
 from IG_API_KEY, IG_IDENTIFIER, IG_PASSWORD and optionally IG_ACCOUNT_ID) or, by default, the
 embedded simulated IG broker served on loopback in a process of its own, so that it outlives
@@ -34,6 +35,7 @@ from solat_chaos.api.test_clock import HeldClock, clock_routes
 from solat_chaos.api.token import TOKEN_FILE, load_or_create_token, redacted
 from solat_chaos.broker.ig_http import DEFAULT_API_KEY, DEFAULT_IDENTIFIER, DEFAULT_PASSWORD
 from solat_chaos.broker.ig_rest import IGRestBroker
+from solat_chaos.broker.ig_stream import IGTradeStream
 from solat_chaos.engine.clock import Clock, SystemClock
 from solat_chaos.engine.engine import Engine, EngineConfig
 from solat_chaos.engine.filesystem import OsFileSystem, replace_atomically
@@ -187,6 +189,9 @@ def serve(
 
         try:
             broker = IGRestBroker(url, **credentials)  # type: ignore[arg-type]
+            # The trade stream logs in with the REST session: IG's Lightstreamer endpoint, or
+            # on the default the embedded broker's own (the same loopback server, over TLCP).
+            stream = IGTradeStream(broker.streaming_credentials)
             held = None if options.test_clock is None else HeldClock(options.test_clock)
             clock = held or clock
             engine = Engine.open(
@@ -195,9 +200,11 @@ def serve(
                 fs=fs,
                 clock=clock or SystemClock(),
                 config=EngineConfig(in_doubt_grace=options.in_doubt_grace, limits=options.limits),
+                stream=stream,
             )
 
             def started() -> None:
+                stream.attach()  # the engine was opened before uvicorn's loop ran
                 try:
                     _write_json(data_dir / SERVICE_FILE, {"url": service_url, "pid": os.getpid()})
                 except OSError as e:
@@ -220,6 +227,7 @@ def serve(
             # In the app's lifespan, not only below: once it has stopped on a signal, uvicorn
             # raises that signal again, and SIGTERM then ends the process before `finally`.
             async def stopping() -> None:
+                stream.stop()
                 await broker.aclose()
                 release()
 

@@ -11,7 +11,9 @@ the root and under `/gateway/deal`, so an IG base URL can point at it unchanged)
   `DELETE /positions/otc` or by `POST` with the `_method: DELETE` header (dealId, direction,
   size, orderType MARKET; `dealReference` is accepted as a sim extension, IG's close request
   has no such field), `GET /positions` (Version 1 and 2 shapes), `GET /positions/{dealId}`,
-  `GET /confirms/{dealReference}`.
+  `GET /confirms/{dealReference}`;
+- `GET /history/activity` Version 3 (`from`, `detailed=true`, `pageSize`): the SimBroker's
+  events as IG's activity history, one page.
 
 Authentication is checked like IG: X-IG-API-KEY (400 `error.security.api-key-missing`, 403
 `error.security.api-key-invalid`), then CST / X-SECURITY-TOKEN (401
@@ -65,9 +67,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from solat_chaos.broker.sim import Market, SimBroker
+from solat_chaos.broker.ig_rest import format_ig_date, parse_ig_date
+from solat_chaos.broker.ig_tlcp import TlcpState
+from solat_chaos.broker.sim import CLOSED, OPENED, BrokerEvent, Market, SimBroker
 from solat_chaos.engine.broker import (
     ACCEPTED,
+    BrokerActivity,
     BrokerError,
     BrokerPosition,
     BrokerProtocolError,
@@ -166,6 +171,14 @@ class IGHttpState:
         self.refresh_tokens.clear()
 
     # -------------------------------------------------------------- auth
+
+    @staticmethod
+    def _lightstreamer_endpoint(request: Request) -> str:
+        """The trade stream is served by this same app (`ig_tlcp`), at the address asked."""
+        return f"{request.url.scheme}://{request.url.netloc}"
+
+    def streaming_credentials_valid(self, cst: str, security_token: str) -> bool:
+        return self.sessions.get(cst) == security_token
 
     def _token(self, prefix: str) -> str:
         self._token_counter += 1
@@ -327,6 +340,63 @@ class IGHttpState:
             body["affectedDeals"] = [{"dealId": confirm.deal_id, "status": record.affected_status}]
         return body
 
+    def streamed_confirm_json(self, deal_reference: str) -> dict[str, Any] | None:
+        """The confirm of `deal_reference` as the stream's CONFIRMS field carries it."""
+        record = self.sim.confirm_record(deal_reference)
+        return None if record is None else self._confirm_json(record.confirm)
+
+    def streamed_opu_json(self, event: BrokerEvent) -> dict[str, Any]:
+        """IG's OPU for one position change: the position's status and size after it."""
+        status = {OPENED: "OPEN", CLOSED: "DELETED"}.get(event.kind, "UPDATED")
+        return {
+            "dealReference": event.deal_reference,
+            "dealId": event.deal_id,
+            "dealIdOrigin": event.deal_id,
+            "dealStatus": ACCEPTED,
+            "status": status,
+            "size": 0 if status == "DELETED" else event.remaining,
+            "level": event.level,
+            "epic": event.epic,
+            "direction": event.direction,
+            "timestamp": None if event.at is None else _iso(event.at),
+            "expiry": self.expiry,
+            "currency": self.sim.currency,
+            "stopLevel": None,
+            "limitLevel": None,
+            "guaranteedStop": False,
+            "channel": "PublicRestOTC" if event.source == "api" else "WEB",
+        }
+
+    def _activity_json(self, deal: BrokerActivity) -> dict[str, Any]:
+        market = self.sim.markets.get(deal.epic)
+        return {
+            "date": format_ig_date(deal.at),
+            "epic": deal.epic,
+            "period": self.expiry,
+            "dealId": deal.deal_id,
+            "channel": "PUBLIC_WEB_API" if deal.deal_reference else "WEB",
+            "type": "POSITION",
+            "status": "ACCEPTED",
+            "description": f"{deal.action.replace('_', ' ').title()}: {deal.deal_id}",
+            "details": {
+                "dealReference": deal.deal_reference or None,
+                "actions": [{"actionType": deal.action, "affectedDealId": deal.deal_id}],
+                "marketName": market.name if market is not None else deal.epic,
+                "goodTillDate": None,
+                "currency": self.sim.currency,
+                "size": deal.size,
+                "direction": deal.direction,
+                "level": deal.level,
+                "stopLevel": None,
+                "stopDistance": None,
+                "guaranteedStop": False,
+                "trailingStopDistance": None,
+                "trailingStep": None,
+                "limitLevel": None,
+                "limitDistance": None,
+            },
+        }
+
     def _port_error(self, request: Request, error: BrokerError, *, trading: bool) -> Response:
         if isinstance(error, BrokerRejected):
             return _error(400, error.reason)
@@ -368,7 +438,7 @@ class IGHttpState:
                 "timezoneOffset": 0,
                 "locale": "en_GB",
                 "currency": self.sim.currency,
-                "lightstreamerEndpoint": "https://demo-apd.marketdatasystems.com",
+                "lightstreamerEndpoint": self._lightstreamer_endpoint(request),
             },
             headers,
         )
@@ -398,7 +468,7 @@ class IGHttpState:
                     "clientId": self.client_id,
                     "accountId": self.account_id,
                     "timezoneOffset": 0,
-                    "lightstreamerEndpoint": "https://demo-apd.marketdatasystems.com",
+                    "lightstreamerEndpoint": self._lightstreamer_endpoint(request),
                     "oauthToken": self._new_oauth(),
                 },
             )
@@ -408,7 +478,7 @@ class IGHttpState:
             "currencyIsoCode": self.sim.currency,
             "currencySymbol": "£" if self.sim.currency == "GBP" else self.sim.currency,
             "currentAccountId": self.account_id,
-            "lightstreamerEndpoint": "https://demo-apd.marketdatasystems.com",
+            "lightstreamerEndpoint": self._lightstreamer_endpoint(request),
             "accounts": [
                 {
                     "accountId": self.account_id,
@@ -593,6 +663,24 @@ class IGHttpState:
         version = self._version(request)
         return _json(200, {"positions": [self._position_json(p, version) for p in positions]})
 
+    async def activity(self, request: Request) -> Response:
+        refused = self._check_auth(request)
+        if refused is not None:
+            return refused
+        try:
+            since = parse_ig_date(request.query_params.get("from", ""))
+        except ValueError:
+            return _error(400, "invalid.input.from")
+        try:
+            deals = await self.sim.activity(since)
+        except BrokerError as error:
+            return self._port_error(request, error, trading=False)
+        body = {
+            "activities": [self._activity_json(d) for d in reversed(deals)],  # newest first
+            "metadata": {"paging": {"size": len(deals), "next": None}},
+        }
+        return _json(200, body)
+
     async def position(self, request: Request) -> Response:
         refused = self._check_auth(request)
         if refused is not None:
@@ -623,9 +711,12 @@ def create_app(
     account_type: str = "SPREADBET",
     client_id: str = "100000001",
     expiry: str = "DFB",
+    stream_keepalive_ms: int = 1000,
+    stream_replay: int = 3,
 ) -> Starlette:
-    """A Starlette app answering IG's REST dialect from `sim`. `app.state.ig` is the
-    `IGHttpState` (sessions, `expire_sessions()`, `logins`)."""
+    """A Starlette app answering IG's REST dialect from `sim`, and its trade stream over
+    Lightstreamer's TLCP (`ig_tlcp`). `app.state.ig` is the `IGHttpState` (sessions,
+    `expire_sessions()`, `logins`), `app.state.tlcp` the `TlcpState` (stream seams)."""
     state = IGHttpState(
         sim,
         api_key=api_key,
@@ -646,12 +737,23 @@ def create_app(
         Route("/positions/otc", state.positions_otc, methods=["POST", "DELETE"]),
         Route("/positions/{deal_id}", state.position, methods=["GET"]),
         Route("/confirms/{deal_reference}", state.confirms, methods=["GET"]),
+        Route("/history/activity", state.activity, methods=["GET"]),
     ]
+    tlcp = TlcpState(
+        sim,
+        account_id=account_id,
+        credentials_valid=state.streaming_credentials_valid,
+        confirm_json=state.streamed_confirm_json,
+        opu_json=state.streamed_opu_json,
+        keepalive_ms=stream_keepalive_ms,
+        replay=stream_replay,
+    )
     app = Starlette(
-        routes=[*routes, Mount("/gateway/deal", routes=routes)],
+        routes=[*routes, Mount("/gateway/deal", routes=routes), *tlcp.routes()],
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
     app.state.ig = state
+    app.state.tlcp = tlcp
     return app
 
 

@@ -17,6 +17,10 @@ Calls
 - confirm: `GET /confirms/{ref}`; 404 `error.confirms.deal-not-found` → None.
 - positions: `GET /positions` Version 2. account: `GET /accounts`, the session's current account
   (else the preferred one).
+- activity: `GET /history/activity` Version 3, `detailed=true`, one page of at most
+  `ACTIVITY_PAGE_SIZE`; a further page (`metadata.paging.next`) is a BrokerProtocolError rather
+  than a silently short history. Only accepted POSITION activities with a position action are
+  returned, oldest first; `deal_id` is the position's (the action's `affectedDealId`).
 
 Failure mapping (what the engine may conclude)
 ----------------------------------------------
@@ -50,6 +54,7 @@ import asyncio
 import json
 import math
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -58,10 +63,12 @@ import httpx
 
 from solat_chaos.engine.broker import (
     ACCEPTED,
+    ACTIVITY_ACTIONS,
     DEAL_STATUSES,
     DIRECTIONS,
     REJECTED,
     Account,
+    BrokerActivity,
     BrokerError,
     BrokerPosition,
     BrokerProtocolError,
@@ -96,6 +103,8 @@ SESSION_ERROR_CODES = frozenset(
 )
 DEAL_NOT_FOUND = "error.confirms.deal-not-found"
 POSITION_STATUSES = ("OPEN", "CLOSED", "PARTIALLY_CLOSED", "AMENDED", "DELETED")
+ACTIVITY_PAGE_SIZE = 500
+IG_DATE = "%Y-%m-%dT%H:%M:%S"
 
 _NOT_SENT = (
     httpx.ConnectError,
@@ -109,6 +118,15 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 # ---------------------------------------------------------------------- strict parsing
+
+
+def parse_ig_date(text: str) -> float:
+    """IG's activity date (`2026-01-01T12:00:00`, UTC) as epoch seconds; ValueError if not."""
+    return datetime.strptime(text, IG_DATE).replace(tzinfo=UTC).timestamp()
+
+
+def format_ig_date(at: float) -> str:
+    return datetime.fromtimestamp(at, tz=UTC).strftime(IG_DATE)
 
 
 def _fail(field: str | None, problem: str) -> BrokerProtocolError:
@@ -274,6 +292,64 @@ def parse_positions(body: Any) -> list[BrokerPosition]:
     return [BrokerPosition(**row) for row in rows]
 
 
+def parse_activity(body: Any) -> list[BrokerActivity]:
+    """A `GET /history/activity` Version 3 detailed body → the position deals in it, oldest
+    first, validated in full before any is built."""
+    obj = _object(body, None)
+    items = obj.get("activities")
+    if not isinstance(items, list):
+        raise _fail("activities", f"is not a list: {items!r}")
+    metadata = _object(obj.get("metadata", {}), "metadata")
+    paging = _object(metadata.get("paging", {}), "metadata.paging")
+    if paging.get("next"):
+        raise _fail("metadata.paging.next", f"more than one page of activity: {paging['next']!r}")
+    deals: list[BrokerActivity] = []
+    for i, item in enumerate(items):
+        at = f"activities[{i}]"
+        entry = _object(item, at)
+        date = _str(entry, "date", f"{at}.date")
+        try:
+            when = parse_ig_date(date[:19])  # type: ignore[index]
+        except ValueError:
+            raise _fail(f"{at}.date", f"is not a date: {date!r}") from None
+        _str(entry, "dealId", f"{at}.dealId")
+        epic = _str(entry, "epic", f"{at}.epic")
+        kind = _str(entry, "type", f"{at}.type")
+        status = _str(entry, "status", f"{at}.status")
+        details = _object(entry.get("details"), f"{at}.details")
+        actions = details.get("actions")
+        if not isinstance(actions, list):
+            raise _fail(f"{at}.details.actions", f"is not a list: {actions!r}")
+        moves = []
+        for j, action in enumerate(actions):
+            where = f"{at}.details.actions[{j}]"
+            action = _object(action, where)
+            action_type = _str(action, "actionType", f"{where}.actionType")
+            affected = _str(action, "affectedDealId", f"{where}.affectedDealId")
+            if action_type in ACTIVITY_ACTIONS:
+                moves.append((action_type, affected))
+        if kind != "POSITION" or status != ACCEPTED or not moves:
+            continue  # a working order, an amendment, a rejection: no fill
+        reference = _str(details, "dealReference", f"{at}.details.dealReference", nullable=True)
+        direction = _enum(details, "direction", f"{at}.details.direction", DIRECTIONS)
+        size = _size(details, "size", f"{at}.details.size")
+        level = _finite(details, "level", f"{at}.details.level", nullable=True)
+        for action_type, affected in moves:
+            deals.append(
+                BrokerActivity(
+                    deal_id=affected,  # type: ignore[arg-type]
+                    deal_reference=reference or "",
+                    action=action_type,
+                    epic=epic,  # type: ignore[arg-type]
+                    direction=direction,  # type: ignore[arg-type]
+                    size=size,
+                    at=when,
+                    level=level,
+                )
+            )
+    return sorted(deals, key=lambda d: d.at)
+
+
 def parse_account(body: Any, *, account_id: str | None) -> Account:
     """A `GET /accounts` body → the account `account_id` (else the preferred one)."""
     obj = _object(body, None)
@@ -333,12 +409,28 @@ def map_transport_error(exc: Exception) -> BrokerError:
 # ---------------------------------------------------------------------- the adapter
 
 
+@attrs.frozen
+class StreamingCredentials:
+    """What `POST /session` gives the trade stream: its endpoint, the account and the
+    tokens, sent to Lightstreamer as user and password (`CST-{cst}|XST-{token}`)."""
+
+    endpoint: str
+    account_id: str
+    cst: str
+    security_token: str
+
+    @property
+    def password(self) -> str:
+        return f"CST-{self.cst}|XST-{self.security_token}"
+
+
 @attrs.define
 class _Session:
     cst: str
     security_token: str
     account_id: str | None
     generation: int
+    lightstreamer_endpoint: str | None = None
 
 
 class IGRestBroker:
@@ -454,6 +546,12 @@ class IGRestBroker:
         self._raise_for_status(response, order=False)
         return parse_account(decode_json(response.content), account_id=self.account_id)
 
+    async def activity(self, since: float) -> list[BrokerActivity]:
+        query = f"from={format_ig_date(since)}&detailed=true&pageSize={ACTIVITY_PAGE_SIZE}"
+        response = await self._call("GET", f"/history/activity?{query}", version="3", order=False)
+        self._raise_for_status(response, order=False)
+        return parse_activity(decode_json(response.content))
+
     # ------------------------------------------------------------------ confirms
 
     async def _get_confirm(self, ref: str) -> httpx.Response:
@@ -567,6 +665,25 @@ class IGRestBroker:
         async with self._login_lock:
             await self._login()
 
+    async def streaming_credentials(self, refresh: bool = False) -> StreamingCredentials:
+        """The stream's login from this session (logging in if needed): IG's
+        `lightstreamerEndpoint`, the account id, CST and X-SECURITY-TOKEN. `refresh` logs in
+        again first (the stream server refused the tokens)."""
+        session = await self._ensure_session()
+        if refresh:
+            await self._relogin(session.generation)
+            session = await self._ensure_session()
+        if not session.lightstreamer_endpoint:
+            raise _fail("lightstreamerEndpoint", "is missing from the login answer")
+        if session.account_id is None:
+            raise _fail("currentAccountId", "is missing from the login answer")
+        return StreamingCredentials(
+            endpoint=session.lightstreamer_endpoint,
+            account_id=session.account_id,
+            cst=session.cst,
+            security_token=session.security_token,
+        )
+
     async def _ensure_session(self) -> _Session:
         if self._session is not None:
             return self._session
@@ -606,15 +723,15 @@ class IGRestBroker:
             raise _fail("CST", "header is missing from the login answer")
         if not token:
             raise _fail("X-SECURITY-TOKEN", "header is missing from the login answer")
-        current = _str(
-            _object(decode_json(response.content), None), "currentAccountId", "currentAccountId"
-        )
+        answer = _object(decode_json(response.content), None)
+        current = _str(answer, "currentAccountId", "currentAccountId")
+        endpoint = _str(answer, "lightstreamerEndpoint", "lightstreamerEndpoint", nullable=True)
         wanted = self._wanted_account
         if wanted is not None and wanted != current:
             token = await self._switch_account(cst, token, wanted)
             current = wanted
         self._generation += 1
-        self._session = _Session(cst, token, current, self._generation)
+        self._session = _Session(cst, token, current, self._generation, endpoint)
 
     async def _switch_account(self, cst: str, token: str, account_id: str) -> str:
         headers = self._headers("1") | {"CST": cst, "X-SECURITY-TOKEN": token}
@@ -635,6 +752,7 @@ __all__ = [
     "RATE_LIMIT_CODES",
     "SESSION_ERROR_CODES",
     "IGRestBroker",
+    "StreamingCredentials",
     "decode_json",
     "map_transport_error",
     "parse_account",

@@ -20,15 +20,17 @@ State
 Layers
 ------
 The plain (synchronous) methods — `execute_open`, `execute_close`, `lookup_confirm`,
-`snapshot_positions`, `snapshot_account` — are the broker's matching engine: they change or read
-state, write no request log and apply no seam except partial fills. The async port methods
-(`open_position`, `close_position`, `confirm`, `positions`, `account`) log the request, apply
-the seams and call the plain methods. Broker-side actions a test may take outside the API:
-`set_price`, `open_externally`, `close_externally` (a close done on the IG dashboard).
+`snapshot_positions`, `snapshot_account`, `snapshot_activity` — are the broker's matching
+engine: they change or read state, write no request log and apply no seam except partial fills.
+The async port methods (`open_position`, `close_position`, `confirm`, `positions`, `account`,
+`activity`) log the request, apply the seams and call the plain methods. Broker-side actions a
+test may take outside the API: `set_price`, `open_externally`, `close_externally` (a close done
+on the IG dashboard).
 
 Seams (for the chaos layer; each is consumed by the calls it names, in order)
 -----------------------------------------------------------------------------
-Port methods are named by `OPEN_POSITION`, `CLOSE_POSITION`, `CONFIRM`, `POSITIONS`, `ACCOUNT`.
+Port methods are named by `OPEN_POSITION`, `CLOSE_POSITION`, `CONFIRM`, `POSITIONS`, `ACCOUNT`,
+`ACTIVITY`.
 
 - `fill_fraction(fraction, count=1, method=OPEN_POSITION)`: the next `count` executions of opens
   (or closes) fill only `fraction` of the requested size; the confirm carries the filled size.
@@ -66,8 +68,12 @@ from solat_chaos.engine.broker import (
     ACCEPTED,
     BUY,
     DIRECTIONS,
+    POSITION_CLOSED,
+    POSITION_OPENED,
+    POSITION_PARTIALLY_CLOSED,
     REJECTED,
     Account,
+    BrokerActivity,
     BrokerError,
     BrokerPosition,
     BrokerRejected,
@@ -84,7 +90,8 @@ CLOSE_POSITION = "close_position"
 CONFIRM = "confirm"
 POSITIONS = "positions"
 ACCOUNT = "account"
-PORT_METHODS = (OPEN_POSITION, CLOSE_POSITION, CONFIRM, POSITIONS, ACCOUNT)
+ACTIVITY = "activity"
+PORT_METHODS = (OPEN_POSITION, CLOSE_POSITION, CONFIRM, POSITIONS, ACCOUNT, ACTIVITY)
 ORDER_METHODS = (OPEN_POSITION, CLOSE_POSITION)
 DUPLICATE_METHODS = (OPEN_POSITION, CLOSE_POSITION, CONFIRM)
 
@@ -92,6 +99,12 @@ DUPLICATE_METHODS = (OPEN_POSITION, CLOSE_POSITION, CONFIRM)
 OPENED = "OPENED"
 CLOSED = "CLOSED"
 PARTIALLY_CLOSED = "PARTIALLY_CLOSED"
+
+ACTIVITY_ACTION = {
+    OPENED: POSITION_OPENED,
+    CLOSED: POSITION_CLOSED,
+    PARTIALLY_CLOSED: POSITION_PARTIALLY_CLOSED,
+}
 
 # IG confirm reasons the sim uses (values of IG's `reason` enum).
 SUCCESS = "SUCCESS"
@@ -364,6 +377,25 @@ class SimBroker:
                 profit_loss=_money(pnl),
                 currency=self.currency,
             )
+
+    def snapshot_activity(self, since: float) -> list[BrokerActivity]:
+        """Every event at or after `since` as IG's activity history shows it, oldest first
+        (events without a time stamp, from a sim without a clock, are always shown)."""
+        with self._lock:
+            return [
+                BrokerActivity(
+                    deal_id=e.deal_id,
+                    deal_reference=e.deal_reference,
+                    action=ACTIVITY_ACTION[e.kind],
+                    epic=e.epic,
+                    direction=e.direction if e.kind == OPENED else _opposite(e.direction),
+                    size=e.size,
+                    at=0.0 if e.at is None else e.at,
+                    level=e.level,
+                )
+                for e in self._events
+                if e.at is None or e.at >= since
+            ]
 
     def lookup_confirm(self, deal_reference: str) -> DealConfirm | None:
         with self._lock:
@@ -650,6 +682,9 @@ class SimBroker:
     async def account(self) -> Account:
         return await self._port(ACCOUNT, None)
 
+    async def activity(self, since: float) -> list[BrokerActivity]:
+        return await self._port(ACTIVITY, since)
+
     async def _port(self, kind: str, arg: Any, **fields: Any) -> Any:
         call, held = self._arrive(kind, arg, fields)
         if held is None:
@@ -717,6 +752,8 @@ class SimBroker:
             if self._stale:
                 return list(self._stale.popleft())
             return self.snapshot_positions()
+        if kind == ACTIVITY:
+            return self.snapshot_activity(call.arg)
         return self.snapshot_account()
 
     def _execute_only(self, call: _Call) -> None:
@@ -928,6 +965,7 @@ def _deliver(future: asyncio.Future[_Outcome], outcome: _Outcome) -> None:
 
 __all__ = [
     "ACCOUNT",
+    "ACTIVITY",
     "CLOSE_POSITION",
     "CLOSED",
     "CONFIRM",

@@ -17,6 +17,7 @@ import attrs
 
 from solat_chaos.broker.sim import (
     ACCOUNT,
+    ACTIVITY,
     CLOSE_POSITION,
     CONFIRM,
     OPEN_POSITION,
@@ -29,6 +30,7 @@ from solat_chaos.chaos.sim_filesystem import SimFileSystem
 from solat_chaos.engine.broker import (
     Account,
     Broker,
+    BrokerActivity,
     BrokerPosition,
     CloseOrder,
     DealConfirm,
@@ -41,6 +43,7 @@ from solat_chaos.engine.ledger import LEDGER_FILE, unframe
 from solat_chaos.engine.positions import Position
 from solat_chaos.engine.records import Record
 from solat_chaos.engine.risk import RiskLimits
+from solat_chaos.engine.stream import TradeStream
 
 EURUSD = "CS.D.EURUSD.TODAY.IP"
 GBPUSD = "CS.D.GBPUSD.TODAY.IP"
@@ -116,6 +119,9 @@ class HookedBroker:
     async def account(self) -> Account:
         return await self._call(ACCOUNT, None, lambda _: self.inner.account())
 
+    async def activity(self, since: float) -> list[BrokerActivity]:
+        return await self._call(ACTIVITY, since, self.inner.activity)
+
     async def _call(self, method: str, arg: Any, call: Callable[[Any], Any]) -> Any:
         for hook in list(self._before[method]):
             hook(arg)
@@ -162,14 +168,16 @@ class EngineEnv:
 
     # -- the engine's life ---------------------------------------------------------------
 
-    def open_engine(self, **limits: Any) -> Engine:
+    def open_engine(self, *, stream: TradeStream | None = None, **limits: Any) -> Engine:
         if limits:
             self.config = attrs.evolve(self.config, limits=RiskLimits(**limits))
-        return Engine.open(self.root, self.port, fs=self.fs, clock=self.clock, config=self.config)
+        return Engine.open(
+            self.root, self.port, fs=self.fs, clock=self.clock, config=self.config, stream=stream
+        )
 
-    async def ready_engine(self, **limits: Any) -> Engine:
+    async def ready_engine(self, *, stream: TradeStream | None = None, **limits: Any) -> Engine:
         """An engine past its startup reconcile (ACTIVE unless a switch says otherwise)."""
-        engine = self.open_engine(**limits)
+        engine = self.open_engine(stream=stream, **limits)
         report = await engine.reconcile()
         assert report.ok, f"startup reconcile failed: {report.error}"
         return engine

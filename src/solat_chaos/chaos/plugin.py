@@ -20,6 +20,8 @@ Loaded by pytest in any project that installs solat_chaos. It provides:
   | `disk_chaos`      | `DiskChaos` on `sim_fs`                                          |
   | `broker_chaos`    | `BrokerChaos` on `sim_broker` and `engine_env`'s port            |
   | `network_chaos`   | `NetworkChaos`: respx faults in front of `sim_broker`'s HTTP app |
+  | `sim_stream`      | a `SimTradeStream` carrying `sim_broker`'s events                |
+  | `stream_chaos`    | `StreamChaos` on `sim_stream`                                    |
   | `loopback_broker` | `sim_broker` served over HTTP by uvicorn on 127.0.0.1            |
   | `tcp_fault_proxy` | a `TcpFaultProxy` in front of `loopback_broker`                  |
   | `tiny_tmpfs`      | a 64 KiB tmpfs mounted for the test (skipped where not allowed)  |
@@ -35,11 +37,13 @@ import pytest
 
 from solat_chaos.broker.ig_http import LoopbackServer, create_app
 from solat_chaos.broker.sim import SimBroker
+from solat_chaos.broker.sim_stream import SimTradeStream
 from solat_chaos.chaos.broker import BrokerChaos
 from solat_chaos.chaos.disk import DiskChaos, MountNotPermitted, TinyTmpfs
 from solat_chaos.chaos.engine_env import EngineEnv
 from solat_chaos.chaos.network import NetworkChaos
 from solat_chaos.chaos.sim_filesystem import SimFileSystem
+from solat_chaos.chaos.stream import StreamChaos
 from solat_chaos.chaos.tcp_proxy import TcpFaultProxy
 from solat_chaos.engine.clock import SimClock
 from solat_chaos.engine.filesystem import OsFileSystem
@@ -163,6 +167,17 @@ def broker_chaos(engine_env: EngineEnv) -> BrokerChaos:
 @pytest.fixture
 def network_chaos(sim_broker: SimBroker, sim_clock: SimClock) -> NetworkChaos:
     return NetworkChaos(sim_broker, clock=sim_clock)
+
+
+@pytest.fixture
+def sim_stream(sim_broker: SimBroker, sim_clock: SimClock) -> SimTradeStream:
+    """The trade stream of `sim_broker`; hand it to `engine_env.ready_engine(stream=...)`."""
+    return SimTradeStream(sim_broker, sim_clock)
+
+
+@pytest.fixture
+def stream_chaos(sim_stream: SimTradeStream) -> StreamChaos:
+    return StreamChaos(sim_stream)
 
 
 @pytest.fixture

@@ -70,6 +70,29 @@ class BrokerPosition:
     level: float
 
 
+# IG's activity action types (GET /history/activity, detailed): what a deal did to a position.
+POSITION_OPENED = "POSITION_OPENED"
+POSITION_CLOSED = "POSITION_CLOSED"
+POSITION_PARTIALLY_CLOSED = "POSITION_PARTIALLY_CLOSED"
+ACTIVITY_ACTIONS = (POSITION_OPENED, POSITION_CLOSED, POSITION_PARTIALLY_CLOSED)
+
+
+@attrs.frozen
+class BrokerActivity:
+    """One deal in the account's activity history: `deal_reference` made it, `action` is
+    what it did to position `deal_id`, `size` the amount opened or closed, `at` when
+    (epoch seconds). Positions opened outside the API may carry no deal reference ("")."""
+
+    deal_id: str
+    deal_reference: str
+    action: str
+    epic: str
+    direction: str
+    size: float
+    at: float
+    level: float | None = None
+
+
 @attrs.frozen
 class Account:
     balance: float
@@ -125,6 +148,10 @@ class Broker(Protocol):
     async def positions(self) -> list[BrokerPosition]: ...
 
     async def account(self) -> Account: ...
+
+    async def activity(self, since: float) -> list[BrokerActivity]:
+        """Every deal since `since` (epoch seconds), oldest first: the backfill of what a
+        trade stream may have missed."""
 
 
 def valid_size(value: object) -> bool:

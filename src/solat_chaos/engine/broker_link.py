@@ -10,6 +10,7 @@ from typing import TypeVar
 from solat_chaos.engine.broker import (
     Account,
     Broker,
+    BrokerActivity,
     BrokerError,
     BrokerPosition,
     BrokerRateLimited,
@@ -54,6 +55,9 @@ class BrokerLink:
 
     async def account(self) -> Account:
         return await self._read(self.broker.account)
+
+    async def activity(self, since: float) -> list[BrokerActivity]:
+        return await self._read(lambda: self.broker.activity(since))
 
     def _answered(self, answer: T) -> T:
         self.last_ok = self._clock.monotonic()

@@ -3,6 +3,10 @@
 A restart is `Engine.open` on the same data directory: the ledger is recovered, the book
 and the audit trail are folded from it, the kill switch and the halt are read back, and
 the engine stays REDUCING until its first reconcile succeeds.
+
+With a trade stream (`Engine.open(..., stream=...)`) the engine also stays REDUCING while the
+stream is blind, polls reconciliation every `blind_reconcile_interval` meanwhile, and makes
+each reconcile a backfill (activity since the last event seen, minus `backfill_margin`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from solat_chaos.engine.reconciler import Reconciler, ReconcileReport
 from solat_chaos.engine.risk import RiskLimits
 from solat_chaos.engine.router import OrderIntent, OrderResult, Router
 from solat_chaos.engine.snapshots import SnapshotBuffer
+from solat_chaos.engine.stream import TradeStream
+from solat_chaos.engine.stream_watch import StreamWatch
 from solat_chaos.engine.trading_state import HaltSwitch, TradingState, TradingStatus, trading_status
 
 DEFAULT_EPICS = frozenset({"CS.D.EURUSD.TODAY.IP", "CS.D.GBPUSD.TODAY.IP", "IX.D.FTSE.DAILY.IP"})
@@ -44,11 +50,22 @@ class EngineConfig:
     snapshot_flush_every: int = 8
     # How often `tick` reconciles with the broker when nothing asks for it sooner.
     reconcile_interval: float = 60.0
+    # How often `tick` reconciles while the trade stream is blind (the short poll).
+    blind_reconcile_interval: float = 5.0
+    # A backfill reads the activity since the last event seen minus this much (clock skew,
+    # events in flight when the stream went quiet).
+    backfill_margin: float = 60.0
 
 
 class Engine:
     def __init__(
-        self, data_dir: str, broker: Broker, fs: FileSystem, clock: Clock, config: EngineConfig
+        self,
+        data_dir: str,
+        broker: Broker,
+        fs: FileSystem,
+        clock: Clock,
+        config: EngineConfig,
+        stream: TradeStream | None = None,
     ):
         self.data_dir = data_dir
         self.fs = fs
@@ -88,6 +105,19 @@ class Engine:
         )
         self.reconciled = False
         self._last_reconcile_started: float | None = None
+        self._opened_at = clock.now()
+        self.stream = stream
+        self.watch: StreamWatch | None = None
+        if stream is not None:
+            self.watch = StreamWatch(
+                self.journal,
+                self.reconciler,
+                self.router.in_flight,
+                clock,
+                silence=config.health.stream,
+                on_book_change=self._book_changed,
+            )
+            stream.start(self.watch)
 
     @classmethod
     def open(
@@ -98,9 +128,15 @@ class Engine:
         fs: FileSystem | None = None,
         clock: Clock | None = None,
         config: EngineConfig | None = None,
+        stream: TradeStream | None = None,
     ) -> Engine:
         return cls(
-            data_dir, broker, fs or OsFileSystem(), clock or SystemClock(), config or EngineConfig()
+            data_dir,
+            broker,
+            fs or OsFileSystem(),
+            clock or SystemClock(),
+            config or EngineConfig(),
+            stream,
         )
 
     # -- orders ------------------------------------------------------------------------
@@ -115,20 +151,32 @@ class Engine:
 
     async def reconcile(self) -> ReconcileReport:
         self._last_reconcile_started = self.clock.monotonic()
+        start = self.watch.reconcile_starting() if self.watch is not None else None
         if not self.retry_pending():
             return ReconcileReport(
                 False, f"outcomes pending, ledger not writable: {self.journal.last_write_error}"
             )
-        report = await self.reconciler.reconcile()
+        report = await self.reconciler.reconcile(activity_since=self._backfill_since())
         if report.ok:
             self.reconciled = True
+            if start is not None and self.watch is not None:
+                self.watch.reconcile_succeeded(start)
         return report
+
+    def _backfill_since(self) -> float | None:
+        """Where a backfill's activity read starts; None without a stream (no backfill)."""
+        if self.watch is None:
+            return None
+        last = self.watch.last_event_at
+        return (self._opened_at if last is None else last) - self.config.backfill_margin
 
     async def tick(self) -> ReconcileReport | None:
         """The engine's periodic work; its host calls this about once a second (on the Clock).
 
-        Writes the outcomes the disk refused, and reconciles when one is due. Returns the
-        reconcile's report when it ran one."""
+        Writes the outcomes the disk refused, and reconciles when one is due: every
+        `reconcile_interval`, every `blind_reconcile_interval` while the stream is blind, and
+        at once when a stream event contradicted the book. Returns the reconcile's report
+        when it ran one."""
         self.retry_pending()
         if self.reconcile_due_in() > 0:
             return None
@@ -136,10 +184,16 @@ class Engine:
 
     def reconcile_due_in(self) -> float:
         """Seconds until `tick` reconciles; 0 when the next tick will."""
+        interval = self.config.reconcile_interval
+        if self.watch is not None:
+            if self.watch.blind() is not None:
+                interval = self.config.blind_reconcile_interval
+            if self.watch.reconcile_due:
+                interval = 0.0
         last = self._last_reconcile_started
         if last is None:
             return 0.0
-        return max(0.0, last + self.config.reconcile_interval - self.clock.monotonic())
+        return max(0.0, last + interval - self.clock.monotonic())
 
     # -- switches ----------------------------------------------------------------------
 
@@ -164,6 +218,7 @@ class Engine:
             ledger_unreadable=self.recovery.unreadable,
             kill_switch=self.kill_switch.status.reason if self.kill_switch.active else None,
             reconciled=self.reconciled,
+            stream_blind=self.watch.blind() if self.watch is not None else None,
         )
 
     @property
@@ -185,6 +240,10 @@ class Engine:
             "broker": None if self.link.last_ok is None else now - self.link.last_ok,
             "balance": None if self.balance.view() is None else self.balance.age,
         }
+        blind = None
+        if self.watch is not None:
+            ages["stream"] = self.watch.age()
+            blind = self.watch.blind()
         stale = stale_ages(ages, self.config.health)
         status = self.trading_status()
         reasons = [f"{name} stale" for name, is_stale in stale.items() if is_stale]
@@ -193,7 +252,9 @@ class Engine:
             reasons.append(f"ledger: {self.journal.last_write_error}")
         if self.snapshots.last_error:
             reasons.append(self.snapshots.last_error)
-        if any(stale.values()):
+        if blind is not None:
+            verdict = "blind"
+        elif any(stale.values()):
             verdict = "stale"
         elif status.state is not TradingState.ACTIVE or self.snapshots.last_error:
             verdict = "degraded"
@@ -210,7 +271,14 @@ class Engine:
             kill_switch_active=self.kill_switch.active,
             snapshots_pending=len(self.snapshots.pending),
             snapshots_dropped=self.snapshots.dropped,
+            stream=None if self.watch is None else str(self.watch.state or "NOT_CONNECTED"),
+            blind=blind,
         )
+
+    def _book_changed(self) -> None:
+        """A stream event resolved an order in doubt: like any fill, it moves the balance."""
+        self.balance.fill_happened()
+        self._snapshot()
 
     def _snapshot(self) -> None:
         self.snapshots.add(

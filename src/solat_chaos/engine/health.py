@@ -11,11 +11,16 @@ import attrs
 class HealthThresholds:
     broker: float = 30.0  # seconds since the broker last answered
     balance: float = 60.0  # seconds since the balance was fetched
+    # Seconds since the trade stream last proved it was alive (an event, a keepalive): past
+    # it the stream is silent, and blind.
+    stream: float = 30.0
 
 
 @attrs.frozen
 class Health:
-    """`status` is "ok" only when nothing is stale and nothing is pending or halted."""
+    """`status` is "ok" only when nothing is stale and nothing is pending or halted; it is
+    "blind" while the trade stream cannot prove every change (`blind` says why). `stream` is
+    the stream's connection state, None for an engine without a stream."""
 
     status: str
     trading_state: str
@@ -27,6 +32,8 @@ class Health:
     kill_switch_active: bool
     snapshots_pending: int
     snapshots_dropped: int
+    stream: str | None = None
+    blind: str | None = None
 
     def to_json(self) -> dict:
         return attrs.asdict(self)

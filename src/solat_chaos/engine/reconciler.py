@@ -1,7 +1,7 @@
 """The reconciler: brings the local book back to the broker's truth, with evidence.
 
 1. Every unresolved intent (not awaiting an answer in this process) is looked up by its deal
-   reference: the confirm, then the positions list.
+   reference: the confirm, then (in a backfill) the activity history, then the positions list.
 2. The book is diffed against the broker's positions; drift is repaired with ADOPTED,
    CLOSED_EXTERNALLY and RESIZED records. A repair sets the book to what the broker holds,
    so a reconcile replayed after a crash finds no drift left to repair: nothing is added
@@ -20,7 +20,14 @@ from collections.abc import Callable
 
 import attrs
 
-from solat_chaos.engine.broker import ACCEPTED, BrokerError, BrokerPosition, DealConfirm
+from solat_chaos.engine.broker import (
+    ACCEPTED,
+    POSITION_OPENED,
+    BrokerActivity,
+    BrokerError,
+    BrokerPosition,
+    DealConfirm,
+)
 from solat_chaos.engine.broker_link import BrokerLink
 from solat_chaos.engine.clock import Clock
 from solat_chaos.engine.journal import Journal
@@ -69,13 +76,16 @@ class Reconciler:
         self._clock = clock
         self._in_flight = in_flight
 
-    async def reconcile(self) -> ReconcileReport:
+    async def reconcile(self, *, activity_since: float | None = None) -> ReconcileReport:
+        """`activity_since` (epoch seconds) makes it a backfill: the activity history since
+        then is read too, evidence for orders whose confirm the broker no longer has."""
         audit, book = self._journal.audit, self._journal.book
         to_resolve = [i for i in audit.unresolved() if i.deal_reference not in self._in_flight]
         try:
             confirms = {
                 i.deal_reference: await self._link.confirm(i.deal_reference) for i in to_resolve
             }
+            activity = [] if activity_since is None else await self._link.activity(activity_since)
             version = book.version
             broker_positions = await self._broker_positions()
         except BrokerError as e:
@@ -90,7 +100,7 @@ class Reconciler:
             if audit.has_outcome(intent.deal_reference):
                 continue  # resolved while we read the broker
             record = self._resolution(
-                intent, confirms[intent.deal_reference], broker_positions, now
+                intent, confirms[intent.deal_reference], activity, broker_positions, now
             )
             if record is None:
                 continue
@@ -122,27 +132,44 @@ class Reconciler:
             raise UnstablePositions("positions list changed between two reads (stale or moving)")
         return second
 
+    def resolution_by(
+        self, intent: Intent, confirm: DealConfirm, now: float, source: str
+    ) -> Record | None:
+        """The outcome a confirm proves for `intent` (from `source`), or None if it proves
+        nothing about it."""
+        if not self._is_evidence_for(intent, confirm):
+            return None
+        if confirm.status == ACCEPTED:
+            return self._fill(
+                intent, confirm.deal_id, min(confirm.size, intent.size), confirm.level, now, source
+            )
+        return Rejected(intent.deal_reference, source, f"broker rejected: {confirm.reason}", now)
+
     def _resolution(
         self,
         intent: Intent,
         confirm: DealConfirm | None,
+        activity: list[BrokerActivity],
         broker_positions: list[BrokerPosition],
         now: float,
     ) -> Record | None:
         """The outcome the broker's evidence proves, or None while it proves nothing yet."""
         reference = intent.deal_reference
-        if confirm is not None and not self._is_evidence_for(intent, confirm):
-            confirm = None
-        if confirm is not None and confirm.status == ACCEPTED:
-            return self._fill(
-                intent, confirm.deal_id, min(confirm.size, intent.size), confirm.level, now
-            )
-        if confirm is not None:
-            return Rejected(reference, "reconcile", f"broker rejected: {confirm.reason}", now)
+        if confirm is not None and (found := self.resolution_by(intent, confirm, now, "reconcile")):
+            return found
+        for deal in activity:
+            if deal.deal_reference == reference and self._activity_is_evidence_for(intent, deal):
+                size = min(deal.size, intent.size)
+                return self._fill(intent, deal.deal_id, size, deal.level, now, "reconcile")
         held = [p for p in broker_positions if p.deal_reference == reference]
         if intent.action == OPEN and held:
             return self._fill(
-                intent, held[0].deal_id, min(held[0].size, intent.size), held[0].level, now
+                intent,
+                held[0].deal_id,
+                min(held[0].size, intent.size),
+                held[0].level,
+                now,
+                "reconcile",
             )
         if now - intent.at < self._in_doubt_grace:
             # A missing report is not a flat position: the request may still be on its way.
@@ -165,9 +192,20 @@ class Reconciler:
             return not self._journal.book.has_filled(confirm.deal_id)
         return confirm.deal_id == intent.deal_id
 
+    def _activity_is_evidence_for(self, intent: Intent, deal: BrokerActivity) -> bool:
+        """An activity proves an opening fill if it opened a deal the book never held, a
+        closing fill if it closed the order's deal."""
+        if deal.size <= 0:
+            return False
+        if intent.action == OPEN:
+            return deal.action == POSITION_OPENED and not self._journal.book.has_filled(
+                deal.deal_id
+            )
+        return deal.action != POSITION_OPENED and deal.deal_id == intent.deal_id
+
     @staticmethod
     def _fill(
-        intent: Intent, deal_id: str, size: float, level: float | None, now: float
+        intent: Intent, deal_id: str, size: float, level: float | None, now: float, source: str
     ) -> Confirmed:
         return Confirmed(
             deal_reference=intent.deal_reference,
@@ -178,7 +216,7 @@ class Reconciler:
             filled_size=size,
             at=now,
             level=level,
-            resolved_by="reconcile",
+            resolved_by=source,
         )
 
     def _repairs(

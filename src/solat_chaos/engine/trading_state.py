@@ -50,6 +50,7 @@ def trading_status(
     ledger_unreadable: str | None,
     kill_switch: str | None,
     reconciled: bool,
+    stream_blind: str | None = None,
 ) -> TradingStatus:
     """The strictest state any condition asks for, with every reason that applies."""
     halting = [
@@ -68,6 +69,7 @@ def trading_status(
         for reason in (
             kill_switch and f"kill switch active: {kill_switch}",
             not reconciled and "no successful reconcile since the engine opened",
+            stream_blind and f"stream blind: {stream_blind}",
         )
         if reason
     ]

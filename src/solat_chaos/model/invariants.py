@@ -189,12 +189,16 @@ def check_snapshot_bounded(world) -> None:
 
 
 def check_health_truthful(world) -> None:
+    """Every age the model measured past its threshold (the broker's, the balance's, the
+    trade stream's since it last spoke) is reported stale."""
     reference, engine = world.reference, world.engine
     now = world.clock.monotonic()
     ages = {
         "broker": None if reference.broker_last_ok is None else now - reference.broker_last_ok,
         "balance": None if reference.latest_balance is None else now - reference.latest_balance.at,
     }
+    if world.stream is not None:
+        ages["stream"] = world.stream_age()
     health = engine.health()
     for name, age in ages.items():
         threshold = getattr(engine.config.health, name)
@@ -204,6 +208,29 @@ def check_health_truthful(world) -> None:
                 f"{name} age {age} is past its threshold {threshold}s but health says "
                 f"{health.status} with stale={health.stale}",
             )
+
+
+def check_stream_gapless(world) -> None:
+    """STREAM_GAPLESS, the part judged after every step: while the stream may hide a gap
+    (a stall, a disconnect, a new session, a repeated subscription, silence past the
+    threshold, a restart) and no reconcile started live since has succeeded, health says
+    "blind" and the engine sends no opening order (judged at arrival). The rest — every
+    change known after the first reconcile once healthy, no event applied twice — is judged
+    by CONVERGENCE after every reconcile and by EXACTLY_ONCE_FILLS."""
+    if world.stream is None:
+        return
+    reference = world.reference
+    if world.stream_silent():
+        reference.stream_may_hide_a_gap("the stream is silent past its keepalive threshold")
+    if reference.stream_gap is None:
+        return
+    health = world.engine.health()
+    if health.status != "blind" or world.engine.state == "ACTIVE":
+        _violated(
+            STREAM_GAPLESS,
+            f"the stream may hide a gap ({reference.stream_gap}) but health says "
+            f"{health.status!r} and the engine is {world.engine.state}",
+        )
 
 
 def check_audit_complete(world, *, final: bool = False) -> None:
@@ -287,7 +314,8 @@ def check_ledger_readable(world, ledger_bytes: bytes) -> None:
 def check_liveness(world) -> None:
     """After the heal phase: local equals broker, nothing pending or in doubt, every INTENT
     has one terminal outcome, halt cleared unless the kill switch is on (or an operator
-    halted it), and the ledger recovers cleanly."""
+    halted it), the ledger recovers cleanly, and a trade stream is live with no blindness
+    left."""
     engine = world.engine
     _book_differs(world, LIVENESS, "after healing")
     if engine.journal.pending:
@@ -309,6 +337,10 @@ def check_liveness(world) -> None:
         )
     if engine.recovery.unreadable:
         _violated(LIVENESS, engine.recovery.unreadable)
+    if world.stream is not None and not world.stream.alive:
+        _violated(LIVENESS, f"after healing the trade stream is not live ({world.stream.state})")
+    if engine.watch is not None and engine.watch.blind() is not None:
+        _violated(LIVENESS, f"after healing the engine is still blind: {engine.watch.blind()}")
 
 
 SAFETY_CHECKS = (
@@ -320,6 +352,7 @@ SAFETY_CHECKS = (
     check_kill_switch_durable,
     check_snapshot_bounded,
     check_health_truthful,
+    check_stream_gapless,
     check_audit_complete,
 )
 

@@ -1,8 +1,9 @@
 """The state machines: Hypothesis interleaves everything the world can do to the engine and
 checks the named invariants after every step.
 
-Rules come in groups (orders, broker faults, interleavings, disk faults, recovery); each tier's
-machine takes the groups that tier is about, and `EngineMachine` takes them all. Every
+Rules come in groups (orders, broker faults, interleavings, disk faults, recovery, the trade
+stream); each tier's machine takes the groups that tier is about, and `EngineMachine` takes them
+all. Every
 example ends with a heal phase — every fault lifted, every held request answered, a
 reconcile — after which LIVENESS must hold: safety after every step, liveness at the end,
 as TigerBeetle's VOPR and Jepsen's final heal separate them.
@@ -35,6 +36,7 @@ from solat_chaos.engine.broker import (
 )
 from solat_chaos.engine.engine import DEFAULT_EPICS
 from solat_chaos.engine.router import OrderIntent, OrderResult, OrderStatus
+from solat_chaos.engine.stream import StreamState
 from solat_chaos.model import invariants
 from solat_chaos.model.stats import STATS
 from solat_chaos.model.world import KILL_SWITCH_PATH, MODEL_CONFIG, World
@@ -43,7 +45,7 @@ EPICS = sorted(DEFAULT_EPICS)
 SIZES = st.sampled_from([0.5, 1.0, 2.0, 3.0])
 BAD_SIZES = st.sampled_from([0.0, -1.0, math.nan, math.inf])
 FRACTIONS = st.sampled_from([0.25, 0.5, 1.0])
-PORT_METHODS = ["open_position", "close_position", "confirm", "positions", "account"]
+PORT_METHODS = ["open_position", "close_position", "confirm", "positions", "account", "activity"]
 # Errors a broker can answer before executing, and the two that may come after execution.
 ERRORS_BEFORE = {
     "timeout": lambda: BrokerTimeout("sim: read timeout"),
@@ -64,11 +66,13 @@ class ChaosMachine(RuleBasedStateMachine):
 
     deals = Bundle("deals")
     tier: int | None = None  # the chaos tier a machine is about; None: every tier
+    # Whether the engine consumes a trade stream (the machines with the stream rules).
+    with_stream = False
 
     def __init__(self) -> None:
         super().__init__()
         STATS.examples += 1
-        self.world = World(MODEL_CONFIG)
+        self.world = World(MODEL_CONFIG, with_stream=self.with_stream)
         STATS.watch(self.world)
         self._seen_deals: set[str] = set()
         self._last_reconcile = None
@@ -104,13 +108,19 @@ class ChaosMachine(RuleBasedStateMachine):
 
         world.start("close", close())
 
-    def _reconcile_task(self) -> None:
+    def _reconcile_task(self, *, by_tick: bool = False) -> None:
+        """A reconcile (or, `by_tick`, the host's periodic tick, which may run one)."""
         world = self.world
         engine = world.engine
 
         async def reconcile():
             stale_before = world.reference.stale_positions_served
-            report = await engine.reconcile()
+            gaps, live = world.reference.stream_gaps, world.stream_live()
+            report = await (engine.tick() if by_tick else engine.reconcile())
+            if report is None:
+                return report
+            if world.engine is engine and report.ok:
+                world.reference.reconcile_proved_the_stream(gaps, live)
             if world.engine is engine:
                 self._last_reconcile = report
                 if world.reference.stale_positions_served != stale_before:
@@ -125,7 +135,7 @@ class ChaosMachine(RuleBasedStateMachine):
                     world.reference.violations.append(violation)
             return report
 
-        world.start("reconcile", reconcile())
+        world.start("tick" if by_tick else "reconcile", reconcile())
 
     def _answered(self, result: OrderResult) -> None:
         world = self.world
@@ -202,7 +212,7 @@ class OrderRules:
     @rule(seconds=st.sampled_from([1.0, 31.0, 61.0, 3601.0]))
     def advance_clock(self, seconds):
         _count("advance_clock")
-        self.world.clock.advance(seconds)
+        self.world.advance(seconds)
 
 
 class BrokerRules:
@@ -408,10 +418,78 @@ class RecoveryRules:
         self.world.engine.snapshots.flush()
 
 
+STREAM_FAULTS = [
+    "silent",
+    "stall",
+    "recover",
+    "new_session",
+    "subscribed_again",
+    "drop",
+    "duplicate",
+    "delay",
+    "deliver_late",
+    "reorder",
+]
+
+
+class StreamRules:
+    """The trade stream fails as IG's does, and the host's timer ticks the engine. Two rules,
+    the fault a parameter, so that `EngineMachine` does not drown its other rules."""
+
+    @rule()
+    def engine_ticks(self):
+        """The host's periodic call: the short poll while blind, a reconcile when one is due."""
+        _count("engine_ticks")
+        self._reconcile_task(by_tick=True)
+
+    @rule(fault=st.sampled_from(STREAM_FAULTS), n=st.sampled_from([0, 1, 2, 6, 50]))
+    def stream_fails(self, fault, n):
+        """The socket dies with no close (a gap once silent past the threshold); the session
+        stalls, or a stalled one recovers, re-sending its last `n` updates; a new session
+        replays `n` recent updates, fewer or more than were missed; the subscription is
+        confirmed a second time. Or updates go wrong on a connection that looks healthy:
+        `n` of them lost while keepalives continue (only the periodic reconcile can repair
+        that), arriving twice, waiting and arriving late, or OPU before CONFIRMS."""
+        _count("stream_fails")
+        stream, reference = self.world.stream, self.world.reference
+        if fault == "silent":
+            stream.silent_disconnect()
+        elif fault == "recover" and stream.state is StreamState.STALLED:
+            stream.recover(n)
+        elif fault == "new_session":
+            stream.new_session(n)
+            reference.stream_may_hide_a_gap(f"a new session replaying {n}")
+        elif fault == "stall" and stream.alive:
+            stream.stall()
+            reference.stream_may_hide_a_gap("the stream stalled")
+        elif fault == "subscribed_again" and stream.alive:
+            stream.resubscribe()
+            reference.stream_may_hide_a_gap("the subscription was confirmed again")
+        elif fault == "drop":
+            stream.drop_next_update(max(n, 1))
+        elif fault == "duplicate":
+            stream.duplicate_updates(max(n, 1))
+        elif fault == "delay":
+            stream.delay()
+        elif fault == "deliver_late":
+            stream.release()
+        elif fault == "reorder":
+            stream.reorder_next()
+
+
 class EngineMachine(
-    ChaosMachine, OrderRules, BrokerRules, InterleavingRules, CrashRules, DiskRules, RecoveryRules
+    ChaosMachine,
+    OrderRules,
+    BrokerRules,
+    InterleavingRules,
+    CrashRules,
+    DiskRules,
+    RecoveryRules,
+    StreamRules,
 ):
     """Everything at once: the interleaving of every rule of every tier."""
+
+    with_stream = True
 
 
 class DiskMachine(ChaosMachine, OrderRules, CrashRules, DiskRules):
@@ -422,6 +500,13 @@ class BrokerMachine(ChaosMachine, OrderRules, BrokerRules, InterleavingRules):
     """Tier 2, state inconsistency: the broker's faults, lies and races against the book."""
 
 
+class StreamMachine(ChaosMachine, OrderRules, BrokerRules, StreamRules):
+    """Tier 3, operational blindness: the trade stream's faults against the orders and the
+    broker's own changes (the dashboard), which only the stream or a backfill can reveal."""
+
+    with_stream = True
+
+
 class RecoveryMachine(ChaosMachine, OrderRules, InterleavingRules, CrashRules, RecoveryRules):
     """Tier 4, recovery: the kill switch and the halt across crashes, snapshots bounded."""
 
@@ -430,11 +515,13 @@ class RecoveryMachine(ChaosMachine, OrderRules, InterleavingRules, CrashRules, R
 # examples from a digest of the machine class's source, and the tier is no reason to change them.
 DiskMachine.tier = 1
 BrokerMachine.tier = 2
+StreamMachine.tier = 3
 RecoveryMachine.tier = 4
 
 MACHINES: dict[str, type[ChaosMachine]] = {
     "engine": EngineMachine,
     "disk": DiskMachine,
     "broker": BrokerMachine,
+    "stream": StreamMachine,
     "recovery": RecoveryMachine,
 }

@@ -62,6 +62,22 @@ class _BrokerEyes:
         return await self._sim.close_position(order)
 
 
+class _StreamBesideTheProxy:
+    """The broker's app, telling the engine at login to stream from the broker itself: the
+    TCP faults are for the REST calls, and the proxy relays whole answers, not a stream."""
+
+    def __init__(self, app, world: ProcessWorld) -> None:
+        self.app = app
+        self.world = world
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope.get("type") == "http" and scope.get("path", "").endswith("/session"):
+            direct = f"127.0.0.1:{self.world.server.port}".encode()
+            headers = [(k, direct if k == b"host" else v) for k, v in scope["headers"]]
+            scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)
+
+
 @functools.cache
 def disk_fault_support() -> str | None:
     """Probed once: None when a tmpfs can be mounted for the data directory; else why not."""
@@ -91,7 +107,9 @@ class ProcessWorld:
         self.process: EngineProcess | None = None
         self.restarts = 0
         self.disk_full = False
-        self.server = LoopbackServer(create_app(_BrokerEyes(self.sim, on_order)))
+        self.server = LoopbackServer(
+            _StreamBesideTheProxy(create_app(_BrokerEyes(self.sim, on_order)), self)
+        )
         self.proxy: TcpFaultProxy | None = None
         try:
             self.server.start()

@@ -24,6 +24,7 @@ from solat_chaos.model.invariants import (
     FRESH_BALANCE,
     KILL_SWITCH_DURABLE,
     RISK_LIMITS,
+    STREAM_GAPLESS,
     InvariantViolation,
 )
 
@@ -68,6 +69,11 @@ class Reference:
         # Stale positions answers the broker served: a reconcile that read one may report
         # success on stale truth, and CONVERGENCE cannot be asked of it.
         self.stale_positions_served = 0
+        # Why the trade stream may hide a gap (the engine must be blind), and a count of the
+        # moments one could have opened: a reconcile proves the stream whole only if it
+        # started live after the last of them and none came while it ran.
+        self.stream_gap: str | None = None
+        self.stream_gaps = 0
 
     # -- processes ---------------------------------------------------------------------
 
@@ -79,6 +85,8 @@ class Reference:
         self.latest_balance = None
         self.broker_last_ok = None
         self.kill_switch_reported = engine.kill_switch.active
+        if engine.watch is not None:
+            self.stream_may_hide_a_gap("the engine started: its stream has proven nothing yet")
 
     def process_died(self, *, orphaned: bool) -> None:
         if orphaned:
@@ -100,6 +108,12 @@ class Reference:
             )
         if not isinstance(order, OpenOrder):
             return
+        if world.stream is not None and (world.stream_silent() or self.stream_gap):
+            self._violated(
+                STREAM_GAPLESS,
+                f"opening order {reference} reached the broker while the stream was blind: "
+                f"{self.stream_gap or 'silent past its keepalive threshold'}",
+            )
         if self.kill_switch_reported:
             self._violated(
                 KILL_SWITCH_DURABLE,
@@ -187,6 +201,15 @@ class Reference:
 
     def broker_answered(self, at: float) -> None:
         self.broker_last_ok = at
+
+    def stream_may_hide_a_gap(self, why: str) -> None:
+        self.stream_gap = why
+        self.stream_gaps += 1
+
+    def reconcile_proved_the_stream(self, gaps_at_start: int, live_at_start: bool) -> None:
+        """A reconcile succeeded: it closes the gap if it started live after the last one."""
+        if live_at_start and gaps_at_start == self.stream_gaps:
+            self.stream_gap = None
 
     def book_may_lag_because(self, what: str) -> None:
         self.book_may_lag.append(what)

@@ -17,9 +17,11 @@ from typing import Any
 import attrs
 
 from solat_chaos.broker.sim import ORDER_METHODS, SimBroker
+from solat_chaos.broker.sim_stream import SimTradeStream
 from solat_chaos.chaos.sim_filesystem import SimFileSystem
 from solat_chaos.engine.broker import (
     Account,
+    BrokerActivity,
     BrokerPosition,
     BrokerUnavailable,
     CloseOrder,
@@ -34,6 +36,7 @@ from solat_chaos.engine.ledger import LEDGER_FILE, QUARANTINE_FILE, Entry, unfra
 from solat_chaos.engine.positions import normal_size
 from solat_chaos.engine.risk import RiskLimits
 from solat_chaos.engine.snapshots import SNAPSHOT_FILE
+from solat_chaos.engine.stream import StreamState
 from solat_chaos.model.reference import Reference
 
 DATA_DIR = "/srv/solat"
@@ -141,6 +144,10 @@ class ProcessBroker:
         self._world.reference.balance_fetched(book_version, self._world.clock.monotonic())
         return self._answered(account)
 
+    async def activity(self, since: float) -> list[BrokerActivity]:
+        self._check_alive()
+        return self._answered(await self._sim.activity(since))
+
     def _answered(self, answer: Any) -> Any:
         reference = self._world.reference
         reference.broker_answered(self._world.clock.monotonic())
@@ -163,12 +170,16 @@ class TaskRecord:
 
 
 class World:
-    def __init__(self, config: EngineConfig = MODEL_CONFIG) -> None:
+    """`with_stream`: the engine consumes the SimBroker's trade stream (`stream`), which the
+    world pumps whenever it settles and which keeps alive while time passes (`advance`)."""
+
+    def __init__(self, config: EngineConfig = MODEL_CONFIG, *, with_stream: bool = False) -> None:
         self.config = config
         self.disk = SimFileSystem()
         self.disk.makedirs(DATA_DIR)
         self.clock = SimClock()
         self.sim = SimBroker(clock=self.clock)
+        self.stream = SimTradeStream(self.sim, self.clock) if with_stream else None
         self.reference = Reference(config)
         self.loop = asyncio.new_event_loop()
         self.tasks: list[TaskRecord] = []
@@ -186,7 +197,14 @@ class World:
     def _open_engine(self) -> Engine:
         self.fs = ProcessFileSystem(self.disk, self)
         self.port = ProcessBroker(self.sim, self)
-        engine = Engine.open(DATA_DIR, self.port, fs=self.fs, clock=self.clock, config=self.config)
+        engine = Engine.open(
+            DATA_DIR,
+            self.port,
+            fs=self.fs,
+            clock=self.clock,
+            config=self.config,
+            stream=self.stream,
+        )
         self.reference.process_started(engine)
         return engine
 
@@ -196,6 +214,8 @@ class World:
         Returns the ledger's bytes as the new engine found them."""
         self.fs.revoke()
         self.port.revoke()
+        if self.stream is not None:
+            self.stream.stop()
         orphans = [t for t in self.tasks if not t.task.done()]
         for record in orphans:
             record.task.cancel()
@@ -207,7 +227,7 @@ class World:
         self.disk.crash(torn_bytes=torn_bytes)
         ledger = self.disk.durable_bytes(LEDGER_PATH) or b""
         self.restarts += 1
-        self.clock.advance(RESTART_SECONDS)
+        self.advance(RESTART_SECONDS)
         self.engine = self._open_engine()
         return ledger
 
@@ -229,6 +249,15 @@ class World:
                 await asyncio.sleep(0)
 
         self.loop.run_until_complete(yields())
+        if self.stream is not None:
+            self.stream.pump()
+
+    def advance(self, seconds: float) -> None:
+        """Let time pass; a healthy trade stream keeps alive meanwhile."""
+        if self.stream is None:
+            self.clock.advance(seconds)
+        else:
+            self.stream.advance(seconds)
 
     def running(self) -> list[TaskRecord]:
         return [t for t in self.tasks if not t.task.done()]
@@ -335,7 +364,9 @@ class World:
         self.heal_disk()
         self.release_all()
         self.sim.heal()
-        self.clock.advance(self.config.in_doubt_grace)
+        if self.stream is not None:
+            self.stream.heal()
+        self.advance(self.config.in_doubt_grace)
         self.settle()
         self.engine.retry_pending()
 
@@ -380,6 +411,32 @@ class World:
                     continue
             self._durable_cache = (data, entries)
         return list(self._durable_cache[1])
+
+    def stream_age(self) -> float | None:
+        """Seconds since the stream last spoke to the engine; None if it never did."""
+        if self.stream is None or self.stream.last_spoke is None:
+            return None
+        return self.clock.monotonic() - self.stream.last_spoke
+
+    def stream_silent(self) -> bool:
+        """Connected, yet silent past the keepalive threshold: a gap, as the engine must see."""
+        age = self.stream_age()
+        return (
+            self.stream is not None
+            and self.stream.state is StreamState.CONNECTED
+            and age is not None
+            and age > self.config.health.stream
+        )
+
+    def stream_live(self) -> bool:
+        """Connected and not yet silent past the threshold: all the engine can know, and
+        enough for a reconcile started now to end blindness (a silence that began just
+        before it is caught at the threshold, and what it hid the reconcile reads)."""
+        return (
+            self.stream is not None
+            and self.stream.state is StreamState.CONNECTED
+            and not self.stream_silent()
+        )
 
     def broker_positions(self) -> dict[str, float]:
         return _sizes(self.sim.snapshot_positions())
