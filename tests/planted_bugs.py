@@ -245,6 +245,8 @@ def _openings_allowed_while_blind(mp: pytest.MonkeyPatch) -> None:
         return trading_status(**conditions)
 
     mp.setattr(engine_module, "trading_status", ignoring_the_stream)
+
+
 def _kill_switch_written_in_place(mp: pytest.MonkeyPatch) -> None:
     def overwrite_in_place(fs: FileSystem, path: str, data: bytes) -> None:
         fs.write(path, data)
