@@ -17,7 +17,12 @@ import pytest
 from solat_chaos.engine import durable_switch
 from solat_chaos.engine import engine as engine_module
 from solat_chaos.engine.balance import BalanceCache
-from solat_chaos.engine.broker import BrokerError
+from solat_chaos.engine.broker import (
+    BrokerError,
+    BrokerProtocolError,
+    BrokerTimeout,
+    BrokerUnavailable,
+)
 from solat_chaos.engine.filesystem import FileSystem
 from solat_chaos.engine.ledger import Ledger, unframe
 from solat_chaos.engine.positions import PositionBook
@@ -242,6 +247,29 @@ def _openings_allowed_while_blind(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(engine_module, "trading_status", ignoring_the_stream)
 
 
+def _kill_switch_written_in_place(mp: pytest.MonkeyPatch) -> None:
+    def overwrite_in_place(fs: FileSystem, path: str, data: bytes) -> None:
+        fs.write(path, data)
+        fs.fsync(path)
+
+    mp.setattr(durable_switch, "replace_atomically", overwrite_in_place)
+
+
+def _timeout_resolved_as_rejected(mp: pytest.MonkeyPatch) -> None:
+    send = Router._send
+
+    async def timeout_is_a_refusal(self, intent, call):
+        async def refused_on_timeout():
+            try:
+                return await call()
+            except (BrokerTimeout, BrokerProtocolError) as e:
+                raise BrokerUnavailable(f"treated as refused: {e}") from e
+
+        return await send(self, intent, refused_on_timeout)
+
+    mp.setattr(Router, "_send", timeout_is_a_refusal)
+
+
 BUGS: dict[str, Bug] = {
     bug.name: bug
     for bug in (
@@ -351,6 +379,24 @@ BUGS: dict[str, Bug] = {
             "the trading state ignores the stream's blindness, so opening orders go out while "
             "events may be missing from the book",
             _openings_allowed_while_blind,
+        ),
+        # Planted in a served engine's process (`python -m tests.plant_cli BUG serve ...`)
+        # and found by the process machine, from outside.
+        Bug(
+            "kill_switch_written_in_place",
+            "process",
+            invariants.KILL_SWITCH_DURABLE,
+            "the kill switch state is written over the old file, not replaced atomically",
+            _kill_switch_written_in_place,
+        ),
+        Bug(
+            "timeout_resolved_as_rejected",
+            "process",
+            invariants.NO_SILENT_LOSS,
+            "an order whose answer timed out is recorded and answered REJECTED, without a "
+            "reconcile asking the broker",
+            _timeout_resolved_as_rejected,
+            also=(invariants.CONVERGENCE, invariants.RISK_LIMITS),
         ),
     )
 }

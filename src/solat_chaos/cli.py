@@ -2,6 +2,7 @@
 
     solat-chaos explore [--profile P] [--machine NAME]... [--max-examples N] [--minutes M]
                         [--seed S] [--workers N] [--failures-dir D] [--report PATH]
+                        [--target core|process] [--engine-adapter MODULE:CLASS]
     solat-chaos replay ARTIFACT [--write-test DIR]
     solat-chaos report [--out PATH] [--runs N] [--history N]
     solat-chaos serve-broker [--host H] [--port P | --fd FD]
@@ -17,6 +18,11 @@ that broke without a reproducible example).
 
 Every explore run stores a run record beside the example database (`model.run_record`);
 with `--report PATH` it also writes the LIVE-readiness report of that run there.
+
+With `--target process` explore runs the process machines instead (`model.process_machine`):
+a real engine process driven through its HTTP API by an engine adapter (default: the one for
+`solat-chaos serve`; `--engine-adapter module:Class` loads another, docs/engine-contract.md),
+and it lists the invariants that engine's adapter cannot support as NOT CHECKED.
 
 replay re-runs an artifact's example exactly (see `model.replay`): exit 1 while it fails,
 0 once it passes, 2 when it cannot be replayed. A different commit is reported, not refused.
@@ -141,6 +147,19 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=_positive_int, default=1, metavar="N", help="parallel processes"
     )
     run.add_argument(
+        "--target",
+        choices=("core", "process"),
+        default="core",
+        help="core: the engine in-process, through its ports (default); process: a running "
+        "engine process, through its HTTP API",
+    )
+    run.add_argument(
+        "--engine-adapter",
+        metavar="MODULE:CLASS",
+        help="with --target process: the EngineAdapter of the engine to check "
+        "(default: solat-chaos serve)",
+    )
+    run.add_argument(
         "--failures-dir",
         type=Path,
         default=Path("failures"),
@@ -234,6 +253,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     engine.add_argument("--max-open-positions", type=_positive_int, metavar="N")
     engine.add_argument("--max-exposure", type=_positive_float, metavar="X")
+    engine.add_argument(
+        "--test-clock",
+        type=float,
+        metavar="EPOCH",
+        help="tests only: the engine's clock starts at EPOCH and moves only through "
+        "POST /test/clock/advance (see api/test_clock.py)",
+    )
     return parser
 
 
@@ -260,6 +286,15 @@ def _explore(
     initializer: Callable[[], object] | None,
 ) -> int:
     out, err = _console(), Console(stderr=True, soft_wrap=True)
+    if args.target == "process":
+        try:
+            machines = _process_machines(args.engine_adapter, args.workers)
+        except ValueError as exc:
+            err.print(f"[red]solat-chaos explore:[/] {escape(str(exc))}", highlight=False)
+            return CANNOT_RUN
+    elif args.engine_adapter:
+        err.print("[red]solat-chaos explore:[/] --engine-adapter needs --target process")
+        return CANNOT_RUN
     options = ExploreOptions(
         profile=args.profile,
         machines=tuple(args.machines or ()),
@@ -277,6 +312,8 @@ def _explore(
         err.print(f"[red]solat-chaos explore:[/] {escape(str(exc))}", highlight=False)
         return CANNOT_RUN
     out.print(_verdict_table(report))
+    if args.target == "process":
+        _print_not_checked(out, report, machines)
     _print_verdict(out, report, options)
     if args.report is not None and report.record is not None:
         # Imported here: the report's libraries (Jinja2, matplotlib) load only when asked for.
@@ -380,6 +417,28 @@ def _print_verdict(out: Console, report: ExploreReport, options: ExploreOptions)
     )
 
 
+def _process_machines(spec: str | None, workers: int) -> Machines:
+    from solat_chaos.model.engine_adapter import SolatEngineAdapter, load_adapter
+    from solat_chaos.model.process_machine import PROCESS_MACHINES, process_machines
+
+    if spec is None:
+        return PROCESS_MACHINES
+    adapter = load_adapter(spec)
+    if adapter is SolatEngineAdapter:
+        return PROCESS_MACHINES
+    if workers > 1:
+        # Machines built for a team's adapter exist in this process only.
+        raise ValueError("--engine-adapter runs with --workers 1")
+    return process_machines(adapter)
+
+
+def _print_not_checked(out: Console, report: ExploreReport, machines: Machines) -> None:
+    # Never counted as passed: an invariant the engine's adapter cannot support says so.
+    for name in report.tallies:
+        for what, why in machines[name].not_checked().items():  # type: ignore[attr-defined]
+            out.print(f"NOT CHECKED {name} {what}: {why}", highlight=False, soft_wrap=True)
+
+
 # ---------------------------------------------------------------------------- replay
 
 
@@ -392,8 +451,10 @@ def _replay(args: argparse.Namespace, machines: Machines | None) -> int:
             written = write_test(artifact, args.write_test, source=args.artifact)
             out.print(f"wrote {written}", markup=False)
             return OK
+        if artifact.engine_adapter is not None and machines is None:
+            machines = _process_machines(artifact.engine_adapter, workers=1)
         result = replay(artifact, machines)
-    except (ArtifactError, NoMachines, RegressionError) as exc:
+    except (ArtifactError, NoMachines, RegressionError, ValueError) as exc:
         err.print(f"[red]solat-chaos replay:[/] {escape(str(exc))}")
         return CANNOT_RUN
     out.print(
@@ -473,6 +534,7 @@ def _serve(args: argparse.Namespace) -> int:
         allow_remote=args.allow_remote,
         in_doubt_grace=args.in_doubt_grace,
         limits=limits,
+        test_clock=args.test_clock,
     )
     try:
         serve(options)

@@ -31,6 +31,7 @@ import httpx
 import uvicorn
 
 from solat_chaos.api.app import create_app
+from solat_chaos.api.test_clock import HeldClock, clock_routes
 from solat_chaos.api.token import TOKEN_FILE, load_or_create_token, redacted
 from solat_chaos.broker.ig_http import DEFAULT_API_KEY, DEFAULT_IDENTIFIER, DEFAULT_PASSWORD
 from solat_chaos.broker.ig_rest import IGRestBroker
@@ -63,6 +64,8 @@ class ServeOptions:
     in_doubt_grace: float = 60.0
     limits: RiskLimits = RiskLimits()
     tick_interval: float = 1.0
+    # Tests only: the engine's clock starts here and moves only through /test/clock/advance.
+    test_clock: float | None = None
 
 
 def check_bind(host: str, allow_remote: bool) -> None:
@@ -189,6 +192,8 @@ def serve(
             # The trade stream logs in with the REST session: IG's Lightstreamer endpoint, or
             # on the default the embedded broker's own (the same loopback server, over TLCP).
             stream = IGTradeStream(broker.streaming_credentials)
+            held = None if options.test_clock is None else HeldClock(options.test_clock)
+            clock = held or clock
             engine = Engine.open(
                 str(data_dir),
                 broker,
@@ -200,7 +205,12 @@ def serve(
 
             def started() -> None:
                 stream.attach()  # the engine was opened before uvicorn's loop ran
-                _write_json(data_dir / SERVICE_FILE, {"url": service_url, "pid": os.getpid()})
+                try:
+                    _write_json(data_dir / SERVICE_FILE, {"url": service_url, "pid": os.getpid()})
+                except OSError as e:
+                    # A full disk must not keep the engine from starting: it reads, reconciles
+                    # and reports, and only the orders that need a write are refused.
+                    log.warning("could not write %s: %s", data_dir / SERVICE_FILE, e)
                 switch = engine.kill_switch.status
                 log.info(
                     "serving %s; broker %s%s; data %s; kill switch %s (%s); token in %s (%s)",
@@ -225,10 +235,12 @@ def serve(
                 engine,
                 token,
                 reads_need_token=options.allow_remote,
-                tick_interval=options.tick_interval,
+                tick_interval=None if held else options.tick_interval,
                 started=started,
                 stopping=stopping,
             )
+            if held is not None:
+                app.router.routes.extend(clock_routes(engine, held, token))
             config = uvicorn.Config(
                 app, http="h11", lifespan="on", log_level="warning", access_log=False
             )

@@ -178,6 +178,12 @@ class Engine:
         at once when a stream event contradicted the book. Returns the reconcile's report
         when it ran one."""
         self.retry_pending()
+        if self.reconcile_due_in() > 0:
+            return None
+        return await self.reconcile()
+
+    def reconcile_due_in(self) -> float:
+        """Seconds until `tick` reconciles; 0 when the next tick will."""
         interval = self.config.reconcile_interval
         if self.watch is not None:
             if self.watch.blind() is not None:
@@ -185,9 +191,9 @@ class Engine:
             if self.watch.reconcile_due:
                 interval = 0.0
         last = self._last_reconcile_started
-        if last is not None and self.clock.monotonic() - last < interval:
-            return None
-        return await self.reconcile()
+        if last is None:
+            return 0.0
+        return max(0.0, last + interval - self.clock.monotonic())
 
     # -- switches ----------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ Schema (version 1; every key always present):
 | steps               | the shrunk example as Python code                                  |
 | traceback           | the formatted exception of the failing run                         |
 | created_at          | UTC time, ISO 8601                                                 |
+| engine_adapter      | process machines only: "module:Class" of the engine adapter the    |
+|                     | example ran against (replay uses it); null for the in-process ones |
+|                     | (and absent from artifacts written before it existed)              |
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class Artifact:
     traceback: str
     created_at: str
     schema: int = SCHEMA
+    engine_adapter: str | None = None
 
     @classmethod
     def of(
@@ -104,12 +108,18 @@ class Artifact:
             steps=failure.steps,
             traceback=failure.traceback,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            engine_adapter=_adapter_of(machine_cls),
         )
 
     @property
     def file_name(self) -> str:
         digest = hashlib.sha256(f"{self.machine_class}\0{self.invariant}\0{self.steps}".encode())
         return f"{self.invariant}-{digest.hexdigest()[:12]}.json"
+
+
+def _adapter_of(machine_cls: type) -> str | None:
+    adapter = getattr(machine_cls, "adapter_cls", None)
+    return None if adapter is None else f"{adapter.__module__}:{adapter.__qualname__}"
 
 
 def write(artifact: Artifact, directory: str | os.PathLike[str]) -> Path:
@@ -141,10 +151,11 @@ def read(path: str | os.PathLike[str]) -> Artifact:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ArtifactError(f"{path}: not a solat-chaos failure artifact (schema {SCHEMA})")
     fields = {field.name for field in attrs.fields(Artifact)}
-    missing = sorted(fields - data.keys())
+    optional = {"engine_adapter"}
+    missing = sorted(fields - optional - data.keys())
     if missing:
         raise ArtifactError(f"{path}: missing {', '.join(missing)}")
-    return Artifact(**{name: data[name] for name in fields})
+    return Artifact(**{name: data[name] for name in fields if name in data})
 
 
 def replay_command(path: str | os.PathLike[str]) -> str:

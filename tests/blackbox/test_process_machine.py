@@ -1,0 +1,103 @@
+"""The process machine against a real `solat-chaos serve` process: a short run of the
+unmodified engine holds every invariant, and each bug planted in the served process is found
+from outside, named, and shrunk."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from solat_chaos.chaos.profiles import PROFILE_ENV
+from solat_chaos.cli import main
+from solat_chaos.model import artifacts
+from solat_chaos.model.invariants import invariant_of
+from solat_chaos.model.process_machine import ProcessMachine, process_machines
+from solat_chaos.model.runner import run_machine
+from solat_chaos.model.stats import STATS
+
+from ..planted_bugs import BUGS
+from ..stateful.test_catches_planted_bugs import shrunk_steps
+from .planted_engine import PLANTED_BUG_ENV, PlantedSolatEngine
+
+pytestmark = [pytest.mark.chaos, pytest.mark.stateful]
+
+# Examples start engine processes (about half a second each): a small, fixed budget.
+SMOKE = settings(
+    max_examples=4,
+    stateful_step_count=12,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+HUNT = settings(SMOKE, max_examples=150, stateful_step_count=6, report_multiple_bugs=False)
+# The machine that hunts each bug planted in the served process.
+HUNTERS = {
+    "broker_before_intent": "process-broker",
+    "timeout_resolved_as_rejected": "process-broker",
+    "kill_switch_written_in_place": "process-recovery",
+}
+nightly = pytest.mark.skipif(
+    os.environ.get(PROFILE_ENV) != "nightly",
+    reason=f"minutes of engine processes: runs with {PROFILE_ENV}=nightly",
+)
+
+
+def test_the_unmodified_engine_holds_every_invariant() -> None:
+    """The ci smoke: a few examples of every rule against `solat-chaos serve`."""
+    STATS.reset()
+    run_state_machine_as_test(ProcessMachine, settings=SMOKE)
+    assert STATS.examples == SMOKE.max_examples
+    assert STATS.rules["kill_and_restart"] + STATS.rules["process_pauses"] > 0
+
+
+def test_every_invariant_is_checked_for_the_default_engine() -> None:
+    assert {what for what in ProcessMachine.not_checked() if not what.startswith("rule ")} == set()
+
+
+def _hunt(bug: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PLANTED_BUG_ENV, bug)
+    machine = process_machines(PlantedSolatEngine)[HUNTERS[bug]]
+    with pytest.raises(AssertionError) as caught:
+        run_state_machine_as_test(machine, settings=HUNT)
+    steps = shrunk_steps(caught.value)
+    assert invariant_of(caught.value) in BUGS[bug].invariants, str(caught.value)
+    assert 0 < len(steps) <= 8, "\n".join(steps)
+
+
+@nightly
+@pytest.mark.parametrize("bug", list(HUNTERS))
+def test_the_process_machine_catches_the_planted_bug(bug: str, monkeypatch) -> None:
+    """Found from outside, named, and shrunk to a few steps."""
+    _hunt(bug, monkeypatch)
+
+
+@nightly
+def test_a_process_failure_replays_from_its_artifact(tmp_path, monkeypatch) -> None:
+    """The artifact names the adapter; replay starts the engine through it again: it fails
+    while the served engine has the bug, and passes once it has not."""
+    bug = "timeout_resolved_as_rejected"
+    monkeypatch.setenv(PLANTED_BUG_ENV, bug)
+    machine = process_machines(PlantedSolatEngine)[HUNTERS[bug]]
+    (failure,) = run_machine(machine, settings(HUNT, print_blob=True), seed=3)
+    artifact = artifacts.write(
+        artifacts.Artifact.of(
+            failure,
+            machine=HUNTERS[bug],
+            machine_cls=machine,
+            seed=3,
+            profile="ci",
+            stateful_step_count=HUNT.stateful_step_count,
+        ),
+        tmp_path,
+    )
+    recorded = json.loads(artifact.read_text())
+    assert recorded["engine_adapter"] == "tests.blackbox.planted_engine:PlantedSolatEngine"
+    assert recorded["invariant"] in BUGS[bug].invariants
+    assert main(["replay", str(artifact)]) == 1
+    monkeypatch.delenv(PLANTED_BUG_ENV)
+    assert main(["replay", str(artifact)]) == 0
