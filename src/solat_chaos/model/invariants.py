@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import traceback
+
 AUDIT_BEFORE_BROKER = "AUDIT_BEFORE_BROKER"
 NO_SILENT_LOSS = "NO_SILENT_LOSS"
 CONVERGENCE = "CONVERGENCE"
@@ -16,8 +19,10 @@ STREAM_GAPLESS = "STREAM_GAPLESS"
 RISK_LIMITS = "RISK_LIMITS"
 AUDIT_COMPLETE = "AUDIT_COMPLETE"
 LIVENESS = "LIVENESS"
-# Not an invariant of the design, but a failure all the same: the core raised.
+# Not invariants of the design, but failures all the same: the core raised, or the model's
+# own rules did (a bug in the checker, not in the engine).
 ENGINE_RAISED = "ENGINE_RAISED"
+MODEL_ERROR = "MODEL_ERROR"
 
 ALL = (
     AUDIT_BEFORE_BROKER,
@@ -47,13 +52,25 @@ class InvariantViolation(AssertionError):
 
 
 def invariant_of(error: BaseException) -> str:
-    """The invariant an exception reports; ENGINE_RAISED for anything else."""
+    """The invariant an exception reports; for any other exception, ENGINE_RAISED when it
+    came out of the core, MODEL_ERROR when only the model's own code raised it."""
     if isinstance(error, InvariantViolation):
         return error.invariant
-    for name in ALL:
+    for name in (*ALL, ENGINE_RAISED, MODEL_ERROR):
         if str(error).startswith(f"{name}:"):
             return name
-    return ENGINE_RAISED
+    return ENGINE_RAISED if raised_by_engine(error) else MODEL_ERROR
+
+
+_ENGINE_PACKAGE = f"{os.sep}solat_chaos{os.sep}engine{os.sep}"
+
+
+def raised_by_engine(error: BaseException) -> bool:
+    """Whether the exception passed through the core's code on its way out."""
+    return any(
+        _ENGINE_PACKAGE in frame.f_code.co_filename
+        for frame, _ in traceback.walk_tb(error.__traceback__)
+    )
 
 
 # -- the checks ----------------------------------------------------------------------------
@@ -74,8 +91,11 @@ def check_at_arrival(world) -> None:
 
 
 def check_engine_did_not_raise(world) -> None:
+    """No task the model started raised: ENGINE_RAISED when the exception came out of the
+    core, MODEL_ERROR when the model's own code around it raised."""
     for error in world.engine_errors():
-        raise InvariantViolation(ENGINE_RAISED, f"{type(error).__name__}: {error}") from error
+        name = ENGINE_RAISED if raised_by_engine(error) else MODEL_ERROR
+        raise InvariantViolation(name, f"{type(error).__name__}: {error}") from error
 
 
 def check_no_silent_loss(world) -> None:
@@ -365,7 +385,7 @@ INVARIANTS_CHECKED_BY = {
         FRESH_BALANCE,
         RISK_LIMITS,
     ),
-    check_engine_did_not_raise.__name__: (ENGINE_RAISED,),
+    check_engine_did_not_raise.__name__: (ENGINE_RAISED, MODEL_ERROR),
     check_no_silent_loss.__name__: (NO_SILENT_LOSS,),
     check_book_matches_broker.__name__: (CONVERGENCE,),
     check_converged_after_reconcile.__name__: (CONVERGENCE,),
