@@ -92,8 +92,15 @@ class ChaosMachine(RuleBasedStateMachine):
         engine = world.engine
 
         async def submit() -> OrderResult:
+            # A refresh already waiting at the broker may be the one this order joins.
+            requests_before = min(
+                [p.seq - 1 for p in world.sim.pending if p.kind == "account"],
+                default=len(world.sim.requests),
+            )
             result = await engine.submit_order_intent(intent)
             self._answered(result)
+            if result.status is OrderStatus.REJECTED and world.engine is engine:
+                world.reference.rejection_unjustified(intent, result, world, requests_before)
             return result
 
         world.start("submit", submit())
@@ -124,6 +131,12 @@ class ChaosMachine(RuleBasedStateMachine):
                 world.reference.reconcile_proved_the_stream(gaps, live)
             if world.engine is engine:
                 self._last_reconcile = report
+                # Judged the instant it returns, stale list or not.
+                STATS.checked(invariants.check_repairs_truthful)
+                try:
+                    invariants.check_repairs_truthful(world, report)
+                except invariants.InvariantViolation as violation:
+                    world.reference.violations.append(violation)
                 if world.reference.stale_positions_served != stale_before:
                     return report
                 # Checked the instant it returns, before any other task moves the world.
@@ -392,14 +405,22 @@ class RecoveryRules:
     @rule()
     def activate_kill_switch(self):
         _count("activate_kill_switch")
-        status = self.world.engine.activate_kill_switch("model: emergency stop")
-        self.world.reference.kill_switch_activated(status.persisted)
+        world = self.world
+        status = world.engine.activate_kill_switch("model: emergency stop")
+        world.reference.operator_acted(
+            "a kill switch activation", status.persisted, disk_sound=world.disk_sound()
+        )
+        world.reference.kill_switch_activated(status.persisted)
 
     @rule()
     def deactivate_kill_switch(self):
         _count("deactivate_kill_switch")
-        status = self.world.engine.deactivate_kill_switch("model: all clear")
-        self.world.reference.kill_switch_deactivated(status.active, status.persisted)
+        world = self.world
+        status = world.engine.deactivate_kill_switch("model: all clear")
+        world.reference.operator_acted(
+            "a kill switch deactivation", status.persisted, disk_sound=world.disk_sound()
+        )
+        world.reference.kill_switch_deactivated(status.active, status.persisted)
 
     @precondition(lambda self: self.world.disk.durable_bytes(KILL_SWITCH_PATH) is not None)
     @rule(offset=st.integers(0, 200))
@@ -410,12 +431,18 @@ class RecoveryRules:
     @rule()
     def operator_halts(self):
         _count("operator_halts")
-        self.world.engine.halt("model: operator halt")
+        world = self.world
+        status = world.engine.halt("model: operator halt")
+        world.reference.operator_acted("a halt", status.persisted, disk_sound=world.disk_sound())
+        world.reference.halt_requested(status.persisted)
 
     @rule()
     def operator_resumes(self):
         _count("operator_resumes")
-        self.world.engine.resume("model: operator resume")
+        world = self.world
+        status = world.engine.resume("model: operator resume")
+        world.reference.operator_acted("a resume", status.persisted, disk_sound=world.disk_sound())
+        world.reference.resume_requested(status.persisted)
 
     @rule()
     def flush_snapshots(self):
