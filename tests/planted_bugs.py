@@ -16,6 +16,7 @@ import pytest
 
 from solat_chaos.engine import durable_switch
 from solat_chaos.engine import engine as engine_module
+from solat_chaos.engine import router as router_module
 from solat_chaos.engine.balance import BalanceCache
 from solat_chaos.engine.broker import (
     BrokerError,
@@ -24,15 +25,17 @@ from solat_chaos.engine.broker import (
     BrokerUnavailable,
 )
 from solat_chaos.engine.filesystem import FileSystem
+from solat_chaos.engine.kill_switch import KillSwitch
 from solat_chaos.engine.ledger import Ledger, unframe
 from solat_chaos.engine.positions import PositionBook
 from solat_chaos.engine.reconciler import Reconciler
-from solat_chaos.engine.records import CLOSE, Resized
+from solat_chaos.engine.records import CLOSE, OPEN, Rejected, Resized
 from solat_chaos.engine.risk import Commitments
 from solat_chaos.engine.router import Router
 from solat_chaos.engine.snapshots import SnapshotBuffer
 from solat_chaos.engine.stream import OPU, POSITION_OPEN, StreamState
 from solat_chaos.engine.stream_watch import StreamWatch
+from solat_chaos.engine.trading_state import HaltSwitch
 from solat_chaos.model import invariants
 
 
@@ -270,6 +273,68 @@ def _timeout_resolved_as_rejected(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(Router, "_send", timeout_is_a_refusal)
 
 
+def _reconcile_rejects_what_the_broker_executed(mp: pytest.MonkeyPatch) -> None:
+    resolution_by = Reconciler.resolution_by
+
+    def resolution_misread(self, intent, confirm, now, source):
+        found = resolution_by(self, intent, confirm, now, source)
+        if source == "reconcile" and found is not None:
+            # Misreads the confirm's status; the repair step adopts the position anyway.
+            return Rejected(intent.deal_reference, source, "broker rejected: misread", now)
+        return found
+
+    mp.setattr(Reconciler, "resolution_by", resolution_misread)
+
+
+def _positions_read_once(mp: pytest.MonkeyPatch) -> None:
+    async def read_once(self):
+        return await self._link.positions()
+
+    mp.setattr(Reconciler, "_broker_positions", read_once)
+
+
+def _rejects_everything(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(
+        router_module, "check_opening", lambda size, limits, balance, committed: "limit reached"
+    )
+
+
+def _limit_counts_filled_orders_twice(mp: pytest.MonkeyPatch) -> None:
+    commitments = Router.commitments
+
+    def counted_twice(self):
+        # Every opening INTENT is counted, resolved or not: a fill counts as its position
+        # and again as its order.
+        counted = commitments(self)
+        opens = [i for i in self._journal.audit.intents.values() if i.action == OPEN]
+        return attrs.evolve(counted, positions=len(self._journal.book) + len(opens))
+
+    mp.setattr(Router, "commitments", counted_twice)
+
+
+def _halt_not_read_at_start(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(
+        HaltSwitch,
+        "_load",
+        lambda self: durable_switch.SwitchStatus(False, True, "no halt state read: inactive"),
+    )
+
+
+def _kill_switch_reactivation_not_persisted(mp: pytest.MonkeyPatch) -> None:
+    turn_on = KillSwitch.turn_on
+
+    def turn_on_unless_on(self, reason, now):
+        if self.active:  # "already on": but the last activation may not have persisted
+            return self.status
+        return turn_on(self, reason, now)
+
+    mp.setattr(KillSwitch, "turn_on", turn_on_unless_on)
+
+
+def _switches_never_persist(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(durable_switch.DurableSwitch, "_persist", lambda self, active, reason, now: False)
+
+
 BUGS: dict[str, Bug] = {
     bug.name: bug
     for bug in (
@@ -293,7 +358,7 @@ BUGS: dict[str, Bug] = {
             invariants.CONVERGENCE,
             "the reconciler treats a failed positions call as 'no positions'",
             _timed_out_positions_are_flat,
-            also=(invariants.RISK_LIMITS,),
+            also=(invariants.RISK_LIMITS, invariants.REPAIR_TRUTHFUL),
         ),
         Bug(
             "duplicate_applied_after_eviction",
@@ -397,6 +462,62 @@ BUGS: dict[str, Bug] = {
             "reconcile asking the broker",
             _timeout_resolved_as_rejected,
             also=(invariants.CONVERGENCE, invariants.RISK_LIMITS),
+        ),
+        Bug(
+            "reconcile_rejects_what_the_broker_executed",
+            "broker",
+            invariants.OUTCOME_TRUTHFUL,
+            "the reconciler records REJECTED for an order the broker executed, while its "
+            "repair step adopts the position so the book still converges",
+            _reconcile_rejects_what_the_broker_executed,
+        ),
+        Bug(
+            "positions_read_once",
+            "broker",
+            invariants.REPAIR_TRUTHFUL,
+            "the reconciler trusts a single positions read: a stale list closes a position "
+            "the broker still holds, which a later reconcile adopts back",
+            _positions_read_once,
+            also=(invariants.CONVERGENCE,),
+        ),
+        Bug(
+            "rejects_everything",
+            "broker",
+            invariants.REJECTED_JUSTIFIED,
+            "every opening order is refused for limits",
+            _rejects_everything,
+        ),
+        Bug(
+            "limit_counts_filled_orders_twice",
+            "broker",
+            invariants.REJECTED_JUSTIFIED,
+            "the open-positions limit counts every opening order ever sent as well as the "
+            "positions: orders are refused for limits with fewer positions at the broker",
+            _limit_counts_filled_orders_twice,
+        ),
+        Bug(
+            "halt_not_read_at_start",
+            "recovery",
+            invariants.HALT_DURABLE,
+            "the operator's halt is written but not read back at start: the engine trades "
+            "after a restart",
+            _halt_not_read_at_start,
+        ),
+        Bug(
+            "kill_switch_reactivation_not_persisted",
+            "recovery",
+            invariants.OPERATOR_ACTION_PERSISTED,
+            "activating a kill switch already on in memory does nothing, though its last "
+            "activation failed to persist: the engine trades after a crash",
+            _kill_switch_reactivation_not_persisted,
+            also=(invariants.KILL_SWITCH_DURABLE,),
+        ),
+        Bug(
+            "switches_never_persist",
+            "recovery",
+            invariants.OPERATOR_ACTION_PERSISTED,
+            "the engine never persists the kill switch or the halt, and says so",
+            _switches_never_persist,
         ),
     )
 }

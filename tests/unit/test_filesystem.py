@@ -284,12 +284,16 @@ def test_torn_bytes_beyond_the_tail_keep_the_whole_tail(sim: SimFileSystem) -> N
     assert sim.read(path) == b"abcde"
 
 
-def test_torn_bytes_do_not_apply_to_a_rewrite(sim: SimFileSystem) -> None:
+def test_a_rewrite_in_place_without_fsync_survives_whole_or_torn(sim: SimFileSystem) -> None:
     path = f"{ROOT}/state"
-    durable_file(sim, path, b"old")
+    durable_file(sim, path, b"old state")
     sim.write(path, b"new content")
-    sim.crash(torn_bytes=4)
-    assert sim.read(path) == b"old"
+    sim.crash()
+    assert sim.read(path) == b"old state"
+    sim.write(path, b"new content")
+    sim.crash(torn_bytes=3)
+    assert sim.read(path) == b"new"  # truncated, then torn within the new bytes
+    assert sim.durable_bytes(path) == b"new"
 
 
 def test_crash_rejects_negative_torn_bytes(sim: SimFileSystem) -> None:

@@ -9,7 +9,7 @@ It models the POSIX durability contract stated in `solat_chaos.engine.filesystem
   `rename` and `remove` change only the current mapping, `fsync_dir` makes that directory's
   entries durable;
 - `crash` drops everything that is not durable, optionally keeping a torn prefix of
-  un-fsynced appends.
+  un-fsynced appends, or of an un-fsynced overwrite (the old bytes truncated).
 
 Simplification: directories themselves are durable as soon as `makedirs` creates them, and
 directories cannot be renamed or removed through the port (only by `remove_directory`).
@@ -214,7 +214,9 @@ class SimFileSystem:
         Every directory's entries revert to its durable mapping and every file's bytes to its
         durable bytes. When a file's current bytes extend its durable bytes (un-fsynced
         appends), up to `torn_bytes` bytes of that tail survive, as a torn write, and become
-        durable. Directories and faults are kept.
+        durable; when they replace them (a file overwritten in place, not fsynced), the
+        file is truncated and up to `torn_bytes` of the new bytes survive. Directories and
+        faults are kept.
         """
         if torn_bytes < 0:
             raise ValueError(f"torn_bytes must be >= 0, got {torn_bytes}")
@@ -229,6 +231,10 @@ class SimFileSystem:
                 durable = inode.durable
                 if torn_bytes and inode.data.startswith(durable):
                     durable = bytes(inode.data[: len(durable) + torn_bytes])
+                elif torn_bytes:
+                    # Overwritten in place: the truncation reached the disk, and the new
+                    # content only up to the tear.
+                    durable = bytes(inode.data[:torn_bytes])
                 inode.durable = durable
                 inode.data = bytearray(durable)
 

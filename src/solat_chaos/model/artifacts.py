@@ -10,7 +10,7 @@ Schema (version 1; every key always present):
 | key                 | value                                                              |
 |---------------------|--------------------------------------------------------------------|
 | schema              | 1                                                                  |
-| invariant           | the invariant name (model.invariants), or ENGINE_RAISED            |
+| invariant           | the invariant name (model.invariants), ENGINE_RAISED or MODEL_ERROR |
 | evidence            | what the invariant saw (the message after "NAME: ")                |
 | message             | "<ExceptionType>: <message>"                                       |
 | machine             | the machine's name in MACHINES (what `replay` looks up)            |

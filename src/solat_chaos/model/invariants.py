@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import traceback
+
 AUDIT_BEFORE_BROKER = "AUDIT_BEFORE_BROKER"
 NO_SILENT_LOSS = "NO_SILENT_LOSS"
 CONVERGENCE = "CONVERGENCE"
@@ -16,8 +19,15 @@ STREAM_GAPLESS = "STREAM_GAPLESS"
 RISK_LIMITS = "RISK_LIMITS"
 AUDIT_COMPLETE = "AUDIT_COMPLETE"
 LIVENESS = "LIVENESS"
-# Not an invariant of the design, but a failure all the same: the core raised.
+HALT_DURABLE = "HALT_DURABLE"
+OPERATOR_ACTION_PERSISTED = "OPERATOR_ACTION_PERSISTED"
+OUTCOME_TRUTHFUL = "OUTCOME_TRUTHFUL"
+REPAIR_TRUTHFUL = "REPAIR_TRUTHFUL"
+REJECTED_JUSTIFIED = "REJECTED_JUSTIFIED"
+# Not invariants of the design, but failures all the same: the core raised, or the model's
+# own rules did (a bug in the checker, not in the engine).
 ENGINE_RAISED = "ENGINE_RAISED"
+MODEL_ERROR = "MODEL_ERROR"
 
 ALL = (
     AUDIT_BEFORE_BROKER,
@@ -34,6 +44,11 @@ ALL = (
     RISK_LIMITS,
     AUDIT_COMPLETE,
     LIVENESS,
+    HALT_DURABLE,
+    OPERATOR_ACTION_PERSISTED,
+    OUTCOME_TRUTHFUL,
+    REPAIR_TRUTHFUL,
+    REJECTED_JUSTIFIED,
 )
 
 
@@ -47,13 +62,25 @@ class InvariantViolation(AssertionError):
 
 
 def invariant_of(error: BaseException) -> str:
-    """The invariant an exception reports; ENGINE_RAISED for anything else."""
+    """The invariant an exception reports; for any other exception, ENGINE_RAISED when it
+    came out of the core, MODEL_ERROR when only the model's own code raised it."""
     if isinstance(error, InvariantViolation):
         return error.invariant
-    for name in ALL:
+    for name in (*ALL, ENGINE_RAISED, MODEL_ERROR):
         if str(error).startswith(f"{name}:"):
             return name
-    return ENGINE_RAISED
+    return ENGINE_RAISED if raised_by_engine(error) else MODEL_ERROR
+
+
+_ENGINE_PACKAGE = f"{os.sep}solat_chaos{os.sep}engine{os.sep}"
+
+
+def raised_by_engine(error: BaseException) -> bool:
+    """Whether the exception passed through the core's code on its way out."""
+    return any(
+        _ENGINE_PACKAGE in frame.f_code.co_filename
+        for frame, _ in traceback.walk_tb(error.__traceback__)
+    )
 
 
 # -- the checks ----------------------------------------------------------------------------
@@ -68,14 +95,19 @@ def _violated(invariant: str, evidence: str) -> None:
 
 def check_at_arrival(world) -> None:
     """AUDIT_BEFORE_BROKER, KILL_SWITCH_DURABLE (openings while active) and FRESH_BALANCE,
-    as the reference model saw them the instant each order reached the broker."""
+    as the reference model saw them the instant each order reached the broker, and
+    OPERATOR_ACTION_PERSISTED and REJECTED_JUSTIFIED as it saw each operator action and
+    each refusal."""
     if world.reference.violations:
         raise world.reference.violations[0]
 
 
 def check_engine_did_not_raise(world) -> None:
+    """No task the model started raised: ENGINE_RAISED when the exception came out of the
+    core, MODEL_ERROR when the model's own code around it raised."""
     for error in world.engine_errors():
-        raise InvariantViolation(ENGINE_RAISED, f"{type(error).__name__}: {error}") from error
+        name = ENGINE_RAISED if raised_by_engine(error) else MODEL_ERROR
+        raise InvariantViolation(name, f"{type(error).__name__}: {error}") from error
 
 
 def check_no_silent_loss(world) -> None:
@@ -175,6 +207,58 @@ def check_kill_switch_durable(world) -> None:
             f"activation was reported persisted, but engine instance #{world.restarts} "
             f"reports the kill switch inactive ({world.engine.kill_switch.status.reason})",
         )
+
+
+def check_halt_durable(world) -> None:
+    """The engine is halted whenever the model says it must be: in the process that halted,
+    and after every restart once the halt was reported persisted."""
+    reference, engine = world.reference, world.engine
+    if reference.halted is True and not engine.halt_switch.active:
+        _violated(
+            HALT_DURABLE,
+            f"{reference.halt_story} but engine instance #{world.restarts} reports the halt "
+            f"inactive ({engine.halt_switch.status.reason})",
+        )
+
+
+def check_outcome_truthful(world) -> None:
+    """No deal reference the broker executed is recorded REJECTED (never executed), whatever
+    a later repair does to the book; a reference whose confirm the broker misattributed to
+    another deal is exempt (the engine could not know)."""
+    from solat_chaos.engine.broker import ACCEPTED
+    from solat_chaos.engine.records import Rejected
+
+    journal, reference = world.engine.journal, world.reference
+    for record in [*journal.ledger.records(), *journal.pending]:
+        if not isinstance(record, Rejected) or record.deal_reference in reference.rotted:
+            continue
+        truth = world.sim.lookup_confirm(record.deal_reference)
+        if truth is None or truth.status != ACCEPTED:
+            continue
+        if record.deal_reference in reference.misattributed:
+            continue
+        _violated(
+            OUTCOME_TRUTHFUL,
+            f"{record.deal_reference} is recorded REJECTED at stage {record.stage} "
+            f"({record.reason}) but the broker executed it (deal {truth.deal_id}, "
+            f"size {truth.size})",
+        )
+
+
+def check_repairs_truthful(world, report) -> None:
+    """Every CLOSED_EXTERNALLY a reconcile (just returned with `report`) recorded names a
+    deal the broker no longer holds: positions never reappear, so one the broker holds now
+    never left it while the reconcile ran, whatever list it was served."""
+    from solat_chaos.engine.records import ClosedExternally
+
+    held = {p.deal_id for p in world.sim.snapshot_positions()}
+    for record in report.records:
+        if isinstance(record, ClosedExternally) and record.deal_id in held:
+            _violated(
+                REPAIR_TRUTHFUL,
+                f"a reconcile recorded {record.record_id} but the broker still holds deal "
+                f"{record.deal_id}: it never left the broker",
+            )
 
 
 def check_snapshot_bounded(world) -> None:
@@ -324,8 +408,13 @@ def check_liveness(world) -> None:
     if unresolved:
         _violated(LIVENESS, f"still in doubt after healing: {unresolved}")
     check_audit_complete(world, final=True)
+    # The halt the model predicts; only when it cannot know (a restart after a halt or resume
+    # that failed to persist, or on a faulty disk) does the engine's own word stand.
+    halted = world.reference.halted
+    if halted is None:
+        halted = engine.halt_switch.active
     expected = "ACTIVE"
-    if engine.halt_switch.active:
+    if halted:
         expected = "HALTED"
     elif engine.kill_switch.active:
         expected = "REDUCING"
@@ -350,6 +439,8 @@ SAFETY_CHECKS = (
     check_book_matches_broker,
     check_exactly_once_fills,
     check_kill_switch_durable,
+    check_halt_durable,
+    check_outcome_truthful,
     check_snapshot_bounded,
     check_health_truthful,
     check_stream_gapless,
@@ -364,13 +455,18 @@ INVARIANTS_CHECKED_BY = {
         KILL_SWITCH_DURABLE,
         FRESH_BALANCE,
         RISK_LIMITS,
+        OPERATOR_ACTION_PERSISTED,
+        REJECTED_JUSTIFIED,
     ),
-    check_engine_did_not_raise.__name__: (ENGINE_RAISED,),
+    check_engine_did_not_raise.__name__: (ENGINE_RAISED, MODEL_ERROR),
     check_no_silent_loss.__name__: (NO_SILENT_LOSS,),
     check_book_matches_broker.__name__: (CONVERGENCE,),
     check_converged_after_reconcile.__name__: (CONVERGENCE,),
     check_exactly_once_fills.__name__: (EXACTLY_ONCE_FILLS,),
     check_kill_switch_durable.__name__: (KILL_SWITCH_DURABLE,),
+    check_halt_durable.__name__: (HALT_DURABLE,),
+    check_outcome_truthful.__name__: (OUTCOME_TRUTHFUL,),
+    check_repairs_truthful.__name__: (REPAIR_TRUTHFUL,),
     check_snapshot_bounded.__name__: (SNAPSHOT_BOUNDED,),
     check_health_truthful.__name__: (HEALTH_TRUTHFUL,),
     check_audit_complete.__name__: (AUDIT_COMPLETE,),

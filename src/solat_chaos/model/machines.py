@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -91,8 +92,15 @@ class ChaosMachine(RuleBasedStateMachine):
         engine = world.engine
 
         async def submit() -> OrderResult:
+            # A refresh already waiting at the broker may be the one this order joins.
+            requests_before = min(
+                [p.seq - 1 for p in world.sim.pending if p.kind == "account"],
+                default=len(world.sim.requests),
+            )
             result = await engine.submit_order_intent(intent)
             self._answered(result)
+            if result.status is OrderStatus.REJECTED and world.engine is engine:
+                world.reference.rejection_unjustified(intent, result, world, requests_before)
             return result
 
         world.start("submit", submit())
@@ -123,6 +131,12 @@ class ChaosMachine(RuleBasedStateMachine):
                 world.reference.reconcile_proved_the_stream(gaps, live)
             if world.engine is engine:
                 self._last_reconcile = report
+                # Judged the instant it returns, stale list or not.
+                STATS.checked(invariants.check_repairs_truthful)
+                try:
+                    invariants.check_repairs_truthful(world, report)
+                except invariants.InvariantViolation as violation:
+                    world.reference.violations.append(violation)
                 if world.reference.stale_positions_served != stale_before:
                     return report
                 # Checked the instant it returns, before any other task moves the world.
@@ -160,10 +174,14 @@ class ChaosMachine(RuleBasedStateMachine):
             check(self.world)
 
     def teardown(self) -> None:
-        """The heal phase, then LIVENESS."""
+        """The heal phase, then LIVENESS; neither after a step that failed, whose failure is
+        the one reported (healing a half-broken world would only relabel it)."""
         world = self.world
+        # Hypothesis calls teardown from a `finally`: a step or invariant that raised is the
+        # exception being handled.
+        step_failed = sys.exception() is not None
         try:
-            if not world.reference.violations and not world.engine_errors():
+            if not step_failed and not world.reference.violations and not world.engine_errors():
                 world.heal()
                 for _ in range(3):
                     self._reconcile_task()
@@ -387,14 +405,22 @@ class RecoveryRules:
     @rule()
     def activate_kill_switch(self):
         _count("activate_kill_switch")
-        status = self.world.engine.activate_kill_switch("model: emergency stop")
-        self.world.reference.kill_switch_activated(status.persisted)
+        world = self.world
+        status = world.engine.activate_kill_switch("model: emergency stop")
+        world.reference.operator_acted(
+            "a kill switch activation", status.persisted, disk_sound=world.disk_sound()
+        )
+        world.reference.kill_switch_activated(status.persisted)
 
     @rule()
     def deactivate_kill_switch(self):
         _count("deactivate_kill_switch")
-        status = self.world.engine.deactivate_kill_switch("model: all clear")
-        self.world.reference.kill_switch_deactivated(status.active, status.persisted)
+        world = self.world
+        status = world.engine.deactivate_kill_switch("model: all clear")
+        world.reference.operator_acted(
+            "a kill switch deactivation", status.persisted, disk_sound=world.disk_sound()
+        )
+        world.reference.kill_switch_deactivated(status.active, status.persisted)
 
     @precondition(lambda self: self.world.disk.durable_bytes(KILL_SWITCH_PATH) is not None)
     @rule(offset=st.integers(0, 200))
@@ -405,12 +431,18 @@ class RecoveryRules:
     @rule()
     def operator_halts(self):
         _count("operator_halts")
-        self.world.engine.halt("model: operator halt")
+        world = self.world
+        status = world.engine.halt("model: operator halt")
+        world.reference.operator_acted("a halt", status.persisted, disk_sound=world.disk_sound())
+        world.reference.halt_requested(status.persisted)
 
     @rule()
     def operator_resumes(self):
         _count("operator_resumes")
-        self.world.engine.resume("model: operator resume")
+        world = self.world
+        status = world.engine.resume("model: operator resume")
+        world.reference.operator_acted("a resume", status.persisted, disk_sound=world.disk_sound())
+        world.reference.resume_requested(status.persisted)
 
     @rule()
     def flush_snapshots(self):

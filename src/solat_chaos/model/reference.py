@@ -11,18 +11,21 @@ their violations are kept and raised by the machine after the step.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import attrs
 
-from solat_chaos.engine.broker import OpenOrder
-from solat_chaos.engine.engine import Engine, EngineConfig
-from solat_chaos.engine.records import Intent
-from solat_chaos.engine.router import OrderResult, OrderStatus
+from solat_chaos.engine.broker import BUY, SELL, OpenOrder
+from solat_chaos.engine.engine import DEFAULT_EPICS, Engine, EngineConfig
+from solat_chaos.engine.records import Intent, Rejected
+from solat_chaos.engine.router import OrderIntent, OrderResult, OrderStatus
 from solat_chaos.model.invariants import (
     AUDIT_BEFORE_BROKER,
     FRESH_BALANCE,
     KILL_SWITCH_DURABLE,
+    OPERATOR_ACTION_PERSISTED,
+    REJECTED_JUSTIFIED,
     RISK_LIMITS,
     STREAM_GAPLESS,
     InvariantViolation,
@@ -57,6 +60,12 @@ class Reference:
         self.kill_switch_promised = False  # reported persisted, not since deactivated
         self.kill_switch_reported = False  # what the running engine last reported
         self.kill_switch_file_garbled = False
+        # The operator's halt as the model predicts it: whether the running engine must be
+        # halted (None: the model cannot know), the states a restart may find on disk, and
+        # the story behind the prediction, for the evidence.
+        self.halted: bool | None = False
+        self.halt_on_disk: frozenset[bool] = frozenset({False})
+        self.halt_story = "the operator never halted"
         # What this process could know.
         self.latest_balance: BalanceFetch | None = None
         self.broker_last_ok: float | None = None
@@ -66,6 +75,9 @@ class Reference:
         # A confirm named a deal id that is not the order's: until a reconcile converges the
         # engine may hold the wrong positions, and no limit it enforces can be trusted.
         self.broker_misattributed_a_deal = False
+        # Deal references a confirm named with another deal's id: whatever the engine then
+        # recorded for them, it could not know better.
+        self.misattributed: set[str] = set()
         # Stale positions answers the broker served: a reconcile that read one may report
         # success on stale truth, and CONVERGENCE cannot be asked of it.
         self.stale_positions_served = 0
@@ -77,7 +89,7 @@ class Reference:
 
     # -- processes ---------------------------------------------------------------------
 
-    def process_started(self, engine: Engine) -> None:
+    def process_started(self, engine: Engine, *, disk_sound: bool) -> None:
         if self._rot_unseen_by_recovery:
             # The running engine's memory was right; this one recovered without the rot.
             self.book_may_lag_because("rotted ledger lines were quarantined at this start")
@@ -85,6 +97,15 @@ class Reference:
         self.latest_balance = None
         self.broker_last_ok = None
         self.kill_switch_reported = engine.kill_switch.active
+        # A start on a faulty disk may fail closed (halted); one of two states on disk is
+        # either.
+        if self.halt_on_disk == {True}:
+            self.halted = True
+            self.halt_story = "a halt was reported persisted and never resumed"
+        elif disk_sound and self.halt_on_disk == {False}:
+            self.halted = False
+        else:
+            self.halted = None
         if engine.watch is not None:
             self.stream_may_hide_a_gap("the engine started: its stream has proven nothing yet")
 
@@ -154,34 +175,46 @@ class Reference:
         engine cannot count what the broker hid under another deal's id."""
         if self.broker_misattributed_a_deal:
             return
+        for breach in self.limits_reached(order.size, world):
+            self._violated(RISK_LIMITS, f"opening order {order.deal_reference} {breach}")
+
+    def limits_reached(self, size: float, world: World, *, as_counted: bool = False) -> list[str]:
+        """The limits one more opening order of `size` breaks, counted against the broker's
+        truth: the engine's positions there and its opening orders still waiting there.
+        `as_counted`: as an engine that knows the broker's truth counts them: every position
+        (adopted ones too), every held order, even one the model knows will never execute
+        (past the grace), and the orders whose ledger lines rotted."""
         limits = self.config.limits
         prefix = self.config.reference_prefix
 
         def ours(reference: str | None) -> bool:
-            return (reference or "").startswith(prefix) and reference not in self.rotted
+            # A rotted reference is the disk's loss; the running engine still remembers it.
+            rotted = reference in self.rotted and not as_counted
+            return (reference or "").startswith(prefix) and not rotted
 
         # Held orders past the grace never execute (the model's network assumption).
         held = {p.seq for p in world.sim.pending if p.kind == "open_position"}
         waiting = [
             r
             for r in world.sim.requests
-            if r.seq in held and ours(r.deal_reference) and not world.past_grace(r.at)
+            if r.seq in held
+            and ours(r.deal_reference)
+            and (as_counted or not world.past_grace(r.at))
         ]
-        positions = [p for p in world.sim.snapshot_positions() if ours(p.deal_reference)]
+        positions = [
+            p for p in world.sim.snapshot_positions() if as_counted or ours(p.deal_reference)
+        ]
+        breaches = []
         committed = len(positions) + len(waiting) + 1
         if committed > limits.max_open_positions:
-            self._violated(
-                RISK_LIMITS,
-                f"opening order {order.deal_reference} reached the broker with "
-                f"{len(positions)} positions open and {len(waiting)} opening orders waiting "
-                f"there: {committed} > limit {limits.max_open_positions}",
+            breaches.append(
+                f"reached the broker with {len(positions)} positions open and {len(waiting)} "
+                f"opening orders waiting there: {committed} > limit {limits.max_open_positions}"
             )
-        exposure = sum(p.size for p in positions) + sum(r.size or 0 for r in waiting) + order.size
+        exposure = sum(p.size for p in positions) + sum(r.size or 0 for r in waiting) + size
         if exposure > limits.max_exposure + 1e-9:
-            self._violated(
-                RISK_LIMITS,
-                f"opening order {order.deal_reference} takes exposure at the broker to "
-                f"{exposure}, limit {limits.max_exposure}",
+            breaches.append(
+                f"takes exposure at the broker to {exposure}, limit {limits.max_exposure}"
             )
         hour_ago = world.clock.now() - 3600.0
         recent = [
@@ -190,10 +223,60 @@ class Reference:
             if r.kind == "open_position" and ours(r.deal_reference) and (r.at or 0) > hour_ago
         ]
         if len(recent) + 1 > limits.max_orders_per_hour:
+            breaches.append(
+                f"is the {len(recent) + 1}th in an hour, limit {limits.max_orders_per_hour}"
+            )
+        return breaches
+
+    def rejection_unjustified(
+        self, intent: OrderIntent, result: OrderResult, world: World, requests_before: int
+    ) -> None:
+        """REJECTED_JUSTIFIED: an opening order refused while no disk fault is armed was
+        refused for a reason the model confirms at that instant: invalid input; at the broker,
+        which then saw it; a failed balance refresh; a limit reached against the broker's
+        truth plus the orders in flight (or a book the engine could not know was wrong).
+        A refusal by the trading state (kill switch, halt, blindness...) is not judged here."""
+        if world.disk_faults:
+            return  # a disk fault armed justifies any refusal
+        journal = world.engine.journal
+        decision = next(
+            (
+                r
+                for r in [*journal.pending, *reversed(list(journal.ledger.records()))]
+                if isinstance(r, Rejected) and r.deal_reference == result.deal_reference
+            ),
+            None,
+        )
+        if decision is None:
+            return  # no decision record: AUDIT_COMPLETE's to judge
+        stage, reason = decision.stage, decision.reason
+        why = None
+        if stage == "validation" and not _invalid(intent):
+            why = "the intent is valid"
+        elif (
+            stage == "broker" and result.deal_reference not in world.sim.received_deal_references()
+        ):
+            why = "the broker never saw it"
+        elif stage == "disk":
+            why = "the disk accepted writes"
+        elif stage == "risk" and reason.startswith("stale balance: refresh failed"):
+            since = world.sim.requests[requests_before:]
+            if not any(r.kind == "account" and r.fault for r in since):
+                why = "no balance request failed"
+        elif stage == "risk" and not reason.startswith("stale balance"):
+            knowable = not self.book_may_lag and not self.broker_misattributed_a_deal
+            if (
+                knowable
+                and intent.size <= self.config.limits.max_order_size
+                and not self.limits_reached(intent.size, world, as_counted=True)
+                and _funded(intent, world)
+            ):
+                why = "no limit is reached against the broker's truth"
+        if why is not None:
             self._violated(
-                RISK_LIMITS,
-                f"opening order {order.deal_reference} is the {len(recent) + 1}th in an hour, "
-                f"limit {limits.max_orders_per_hour}",
+                REJECTED_JUSTIFIED,
+                f"opening order {result.deal_reference} ({intent.epic} {intent.direction} "
+                f"{intent.size}) was REJECTED at stage {stage} ({reason}) but {why}",
             )
 
     def balance_fetched(self, book_version: int, at: float) -> None:
@@ -214,8 +297,9 @@ class Reference:
     def book_may_lag_because(self, what: str) -> None:
         self.book_may_lag.append(what)
 
-    def deal_misattributed(self, what: str) -> None:
+    def deal_misattributed(self, deal_reference: str, what: str) -> None:
         self.broker_misattributed_a_deal = True
+        self.misattributed.add(deal_reference)
         self.book_may_lag_because(what)
 
     def book_converged(self) -> None:
@@ -242,5 +326,46 @@ class Reference:
             self.kill_switch_promised = False
             self.kill_switch_file_garbled = False
 
+    def operator_acted(self, action: str, persisted: bool, *, disk_sound: bool) -> None:
+        """OPERATOR_ACTION_PERSISTED: an operator's switch action on a disk that accepts
+        writes is reported persisted."""
+        if disk_sound and not persisted:
+            self._violated(
+                OPERATOR_ACTION_PERSISTED,
+                f"{action} while the disk accepted writes reported persisted: false",
+            )
+
+    def halt_requested(self, persisted: bool) -> None:
+        self.halted = True
+        if persisted:
+            self.halt_on_disk = frozenset({True})
+            self.halt_story = "a halt was reported persisted"
+        else:
+            # The write may or may not have reached the disk.
+            self.halt_on_disk |= {True}
+            self.halt_story = "the operator halted (not persisted)"
+
+    def resume_requested(self, persisted: bool) -> None:
+        """A resume that did not persist leaves the halt on (it is off only once durable)."""
+        if persisted:
+            self.halted = False
+            self.halt_on_disk = frozenset({False})
+            self.halt_story = "a resume was reported persisted"
+        else:
+            self.halt_on_disk |= {False}
+
     def _violated(self, invariant: str, evidence: str) -> None:
         self.violations.append(InvariantViolation(invariant, evidence))
+
+
+def _invalid(intent: OrderIntent) -> bool:
+    """Whether the model itself finds the opening intent invalid."""
+    size = intent.size
+    valid_size = isinstance(size, int | float) and math.isfinite(size) and size > 0
+    return intent.epic not in DEFAULT_EPICS or intent.direction not in (BUY, SELL) or not valid_size
+
+
+def _funded(intent: OrderIntent, world: World) -> bool:
+    """Whether the broker's account covers the order's margin."""
+    needed = intent.size * world.config.limits.margin_per_unit
+    return world.sim.snapshot_account().available >= needed

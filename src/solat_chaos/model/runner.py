@@ -39,7 +39,7 @@ _LAST_STEP = "state.teardown()"
 class Failure:
     """One failing example, shrunk."""
 
-    invariant: str  # a name from model.invariants, ENGINE_RAISED for any other exception
+    invariant: str  # a name from model.invariants; ENGINE_RAISED or MODEL_ERROR for any other
     evidence: str
     message: str  # "<ExceptionType>: <str(exception)>"
     hypothesis_version: str  # the version the blob belongs to

@@ -155,8 +155,9 @@ class ProcessBroker:
             truth = self._sim.lookup_confirm(answer.deal_reference)
             if truth is not None and truth.deal_id != answer.deal_id:
                 reference.deal_misattributed(
+                    answer.deal_reference,
                     f"{answer.deal_reference} was confirmed with deal id {answer.deal_id}, "
-                    f"truly {truth.deal_id}"
+                    f"truly {truth.deal_id}",
                 )
         return answer
 
@@ -205,7 +206,7 @@ class World:
             config=self.config,
             stream=self.stream,
         )
-        self.reference.process_started(engine)
+        self.reference.process_started(engine, disk_sound=self.disk_sound())
         return engine
 
     def crash_and_restart(self, torn_bytes: int) -> bytes:

@@ -189,7 +189,7 @@ def _invariant_rows(records: Sequence[RunRecord]) -> tuple[InvariantRow, ...]:
             checks.update(m.checks)
             for f in m.failures:
                 failed_in[f.invariant].append(f"{m.name} ({record.run_id})")
-    names = [*invariants.ALL, invariants.ENGINE_RAISED]
+    names = [*invariants.ALL, invariants.ENGINE_RAISED, invariants.MODEL_ERROR]
     names += sorted((set(checks) | set(failed_in)) - set(names))
     return tuple(InvariantRow(name, checks[name], tuple(failed_in[name])) for name in names)
 
