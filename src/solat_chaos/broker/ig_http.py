@@ -51,6 +51,7 @@ that runs the held call: fine in-process, not across the loopback server's threa
 from __future__ import annotations
 
 import json
+import logging
 import math
 import socket
 import threading
@@ -848,7 +849,7 @@ class LoopbackServer:
         config = uvicorn.Config(
             self.app, http="h11", lifespan="off", log_level="warning", access_log=False
         )
-        server = uvicorn.Server(config)
+        server = _server(config)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="sim-ig-http", daemon=True
         )
@@ -884,6 +885,22 @@ class LoopbackServer:
         self.stop()
 
 
+class _ExpectedUpgradeRefusal(logging.Filter):
+    """Drops uvicorn's warnings about a refused WebSocket upgrade: the Lightstreamer client
+    asks for WebSocket first by design and falls back to HTTP streaming, which is all this
+    server speaks, so the refusal is the expected path and not worth a line per session."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not message.startswith(("Unsupported upgrade", "No supported WebSocket"))
+
+
+def _server(config: uvicorn.Config) -> uvicorn.Server:
+    server = uvicorn.Server(config)  # Config has set up uvicorn's loggers by now
+    logging.getLogger("uvicorn.error").addFilter(_ExpectedUpgradeRefusal())
+    return server
+
+
 def serve_broker(
     host: str = "127.0.0.1",
     port: int = 8766,
@@ -896,11 +913,8 @@ def serve_broker(
     With `fd`, on that inherited listening socket instead of host and port (so the parent
     that bound it knows the port before this process starts)."""
     app = create_app(sim if sim is not None else SimBroker(), **app_kwargs)
-    if fd is None:
-        uvicorn.run(app, host=host, port=port, http="h11", lifespan="off", log_level="info")
-        return
-    config = uvicorn.Config(app, http="h11", lifespan="off", log_level="info")
-    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
+    config = uvicorn.Config(app, host=host, port=port, http="h11", lifespan="off", log_level="info")
+    _server(config).run(sockets=None if fd is None else [socket.socket(fileno=fd)])
 
 
 __all__ = [
