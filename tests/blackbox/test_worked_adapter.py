@@ -1,0 +1,73 @@
+"""The worked adapter of docs/engine-contract.md, run as a reader would run it: its code,
+taken from the doc, drives another team's engine (`tests.other_engine`, started as
+`myengine`) through `solat-chaos explore --target process`. It passes, says what it cannot
+check, and names KILL_SWITCH_DURABLE when that engine forgets its switch across a restart."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from solat_chaos.cli import main
+from solat_chaos.model.invariants import (
+    AUDIT_BEFORE_BROKER,
+    FAIL_CLOSED,
+    KILL_SWITCH_DURABLE,
+    RISK_LIMITS,
+)
+
+from .. import other_engine
+
+pytestmark = [pytest.mark.chaos, pytest.mark.stateful]
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACT = ROOT / "docs" / "engine-contract.md"
+# A few examples of the machine that activates, kills and restarts: enough to meet the defect.
+EXPLORE = ["explore", "--target", "process", "--engine-adapter", "my_adapter:MyEngine"]
+SHORT = ["--machine", "process-recovery", "--max-examples", "5", "--seed", "1"]
+
+
+def worked_adapter() -> str:
+    """The python block under "## A worked adapter"."""
+    section = CONTRACT.read_text().split("## A worked adapter", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.fixture
+def reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The doc's adapter as an importable module, and `myengine` on PATH."""
+    (tmp_path / "my_adapter.py").write_text(worked_adapter())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    launcher = bin_dir / "myengine"
+    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} -m {other_engine.__name__} "$@"\n')
+    launcher.chmod(launcher.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("SOLAT_CHAOS_DB", str(tmp_path / "db"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_worked_adapter_passes_and_says_what_it_cannot_check(reader, capsys) -> None:
+    code = main([*EXPLORE, *SHORT, "--failures-dir", str(reader / "failures")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for invariant in (AUDIT_BEFORE_BROKER, FAIL_CLOSED, RISK_LIMITS):
+        assert f"NOT CHECKED process-recovery {invariant}" in out, out
+
+
+def test_the_worked_adapter_finds_an_engine_that_forgets_its_kill_switch(
+    reader, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv(other_engine.FORGETS_KILL_SWITCH, "1")
+    code = main([*EXPLORE, *SHORT, "--failures-dir", str(reader / "failures")])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert KILL_SWITCH_DURABLE in out, out
