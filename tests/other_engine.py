@@ -75,7 +75,11 @@ def create_app(engine: Engine) -> Starlette:
     async def status(request: Request) -> JSONResponse:
         health = engine.health()
         return JSONResponse(
-            {"state": health.status, "mode": health.trading_state, "unknown_orders": health.in_doubt}
+            {
+                "state": health.status,
+                "mode": health.trading_state,
+                "unknown_orders": health.in_doubt,
+            }
         )
 
     async def orders(request: Request) -> JSONResponse:
