@@ -12,13 +12,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
 
 from solat_chaos.cli import main
+from solat_chaos.model.engine_adapter import load_adapter
 from solat_chaos.model.invariants import (
     AUDIT_BEFORE_BROKER,
     FAIL_CLOSED,
+    KILL_SWITCH_DURABLE,
     RISK_LIMITS,
+    invariant_of,
 )
+from solat_chaos.model.process_machine import process_machines
 
 from .. import other_engine
 
@@ -60,3 +66,22 @@ def test_the_worked_adapter_passes_and_says_what_it_cannot_check(reader, capsys)
     assert code == 0, out
     for invariant in (AUDIT_BEFORE_BROKER, FAIL_CLOSED, RISK_LIMITS):
         assert f"NOT CHECKED process-recovery {invariant}" in out, out
+
+
+def test_the_worked_adapter_finds_an_engine_that_forgets_its_kill_switch(
+    reader, monkeypatch
+) -> None:
+    """Generation only: shrinking a failure of engine processes takes minutes."""
+    monkeypatch.setenv(other_engine.FORGETS_KILL_SWITCH, "1")
+    machine = process_machines(load_adapter("my_adapter:MyEngine"))["process-recovery"]
+    found = settings(
+        max_examples=6,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    with pytest.raises(AssertionError) as caught:
+        run_state_machine_as_test(machine, settings=found)
+    assert invariant_of(caught.value) == KILL_SWITCH_DURABLE, str(caught.value)
