@@ -97,6 +97,7 @@ class HealthAnswer:
     outcomes_pending: int | None = None
     in_doubt: int | None = None
     kill_switch_active: bool | None = None
+    reasons: tuple[str, ...] = ()  # why the engine is not ACTIVE or not ok, as it says
 
 
 @attrs.frozen
@@ -298,6 +299,7 @@ class SolatEngineAdapter(EngineAdapter):
             outcomes_pending=body.get("outcomes_pending"),
             in_doubt=body.get("in_doubt"),
             kill_switch_active=body.get("kill_switch_active"),
+            reasons=tuple(str(reason) for reason in body.get("reasons") or ()),
         )
 
     def submit(self, epic: str, direction: str, size: float) -> OrderAnswer:

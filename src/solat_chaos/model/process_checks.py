@@ -310,11 +310,18 @@ def check_liveness(local: dict[str, float], world: ProcessWorld, health, kill_sw
         _violated(LIVENESS, f"{health.outcomes_pending} outcome(s) still pending after healing")
     if health.in_doubt:
         _violated(LIVENESS, f"{health.in_doubt} order(s) still in doubt after healing")
-    expected = "REDUCING" if kill_switch else "ACTIVE"
+    expected = healed_trading_state(kill_switch)
     if health.trading_state is not None and health.trading_state != expected:
+        because = f" ({'; '.join(health.reasons)})" if health.reasons else ""
         _violated(
-            LIVENESS, f"after healing the engine is {health.trading_state}, expected {expected}"
+            LIVENESS,
+            f"after healing the engine is {health.trading_state}, expected {expected}{because}",
         )
+
+
+def healed_trading_state(kill_switch: bool) -> str:
+    """What a healed engine trades as: only reducing orders while its kill switch is on."""
+    return "REDUCING" if kill_switch else "ACTIVE"
 
 
 def _violated(invariant: str, evidence: str) -> None:

@@ -66,6 +66,9 @@ TCP_TARGETS = {"orders": ("POST", "/positions/otc"), "reads": ("GET", None)}
 PAUSE_SECONDS = 0.05
 # Enough timers for any in-doubt grace to run out (each moves to the engine's next timer).
 HEAL_RECONCILES = 8
+# How long, in real time, the heal phase gives a restarted engine's stream to reconnect.
+HEAL_STREAM_SECONDS = 5.0
+HEAL_PAUSE_SECONDS = 0.2
 
 
 class ProcessChaosMachine(RuleBasedStateMachine):
@@ -195,13 +198,27 @@ class ProcessChaosMachine(RuleBasedStateMachine):
             world.close()
 
     def _heal_reconcile(self) -> None:
-        """Reconcile until one succeeds, letting in-doubt graces run out on the engine's clock."""
+        """Reconcile until one succeeds and the engine trades again, letting in-doubt graces
+        run out on the engine's clock. A restarted engine's trade stream reconnects in real
+        time, and an engine is right to stay blind until a reconcile that started after the
+        reconnection: so a succeeded reconcile that leaves it short of trading is retried
+        after a short real-time pause, within a bound."""
+        deadline = time.monotonic() + HEAL_STREAM_SECONDS
         for _ in range(HEAL_RECONCILES):
             answer = self._call(self.adapter.reconcile)
             if answer is not None and answer.complete:
-                return
+                if self._trades_as_healed() or time.monotonic() > deadline:
+                    return
+                time.sleep(HEAL_PAUSE_SECONDS)
             with contextlib.suppress(NotSupported):
                 self.world.clock.advance(self.adapter.advance_to_next_timer())
+
+    def _trades_as_healed(self) -> bool:
+        health = self._call(self.adapter.health)
+        switch = self._call(self.adapter.kill_switch_status)
+        if health is None or switch is None or health.trading_state is None:
+            return True  # nothing more the heal phase can learn; LIVENESS judges
+        return health.trading_state == checks.healed_trading_state(switch.active)
 
 
 class OrderRules:
