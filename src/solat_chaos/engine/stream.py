@@ -16,6 +16,8 @@ Contract for an adapter:
   history may be shorter (a gap) or longer (duplicates) than what was missed.
 - `on_subscribed` is called on every confirmation of the TRADE subscription; a second one
   on the same session means the subscription was re-sent and events may have been missed.
+  So a session's CONNECTED status comes before its first `on_subscribed`: the other order
+  reads as a repeated subscription, and the engine stays blind until its next reconcile.
 - `on_keepalive` is called whenever the connection proves it is alive without an event.
   Silence is measured by the engine on its Clock from the last event or keepalive.
 - `on_update` is called once per payload the adapter parsed completely. A payload that does
