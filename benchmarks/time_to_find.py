@@ -32,9 +32,10 @@ import attrs
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.planted_bugs import BUGS, planted  # noqa: E402
+
 from solat_chaos.model.explore import ExploreOptions, explore  # noqa: E402
 from solat_chaos.model.machines import MACHINES  # noqa: E402
-from tests.planted_bugs import BUGS, planted  # noqa: E402
 
 IN_PROCESS = [name for name, bug in BUGS.items() if bug.machine in MACHINES]
 
