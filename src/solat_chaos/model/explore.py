@@ -49,7 +49,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 import attrs
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, Phase
 from hypothesis import settings as Settings
 from hypothesis.database import ExampleDatabase
 
@@ -60,7 +60,9 @@ from solat_chaos.model.run_record import RunRecord, run_store_for
 from solat_chaos.model.runner import FailureWatch, run_machine
 from solat_chaos.model.stats import STATS
 
-BATCH_EXAMPLES = 25
+# Small, so that every machine has its first batch soon: a bug only one machine can reach is
+# found that much sooner (each batch is a Hypothesis run of its own, a few ms to start).
+BATCH_EXAMPLES = 10
 # Shrinking a failure stops after this long: with the replay and the artifact, the verdict
 # comes within 30 s of the first failure. Most failures shrink fully well within it.
 SHRINK_SECONDS = 20.0
@@ -336,6 +338,9 @@ class _Job:
             print_blob=True,
             # Looking on for other failures after the first would delay the verdict.
             report_multiple_bugs=self.keep_going,
+            # Not the explain phase: it only annotates the shrunk example, and tracing the
+            # failing example for it costs more than shrinking it (docs/model.md).
+            phases=[phase for phase in profile.phases if phase is not Phase.explain],
         )
         STATS.reset()
         found: list[FoundFailure] = []
