@@ -1,5 +1,6 @@
 """CPU seconds of planted-bug hunts, with the settings of
-tests/stateful/test_catches_planted_bugs.py, with or without Hypothesis' explain phase.
+tests/stateful/test_catches_planted_bugs.py (`BUDGET`), or those with Hypothesis' explain
+phase back (`--explain`, as the hunts ran before).
 
     .venv/bin/python benchmarks/hunt_cpu.py BUG [BUG...] [--explain]
 
@@ -15,12 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.planted_bugs import BUGS, planted  # noqa: E402
+from tests.stateful.test_catches_planted_bugs import BUDGET  # noqa: E402
 
 from solat_chaos.model.invariants import invariant_of  # noqa: E402
 from solat_chaos.model.machines import MACHINES  # noqa: E402
@@ -32,17 +34,7 @@ def main() -> None:
     parser.add_argument("bugs", nargs="+", choices=sorted(BUGS), metavar="BUG")
     parser.add_argument("--explain", action="store_true", help="with the explain phase")
     args = parser.parse_args()
-    phases = [p for p in Phase if args.explain or p is not Phase.explain]
-    budget = settings(
-        max_examples=1000,
-        stateful_step_count=10,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        report_multiple_bugs=False,
-        suppress_health_check=list(HealthCheck),
-        phases=phases,
-    )
+    budget = settings(BUDGET, phases=list(Phase)) if args.explain else BUDGET
     for bug in args.bugs:
         STATS.reset()
         cpu, wall = time.process_time(), time.perf_counter()

@@ -22,14 +22,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from solat_chaos.model.machines import MACHINES
-from solat_chaos.model.stats import STATS
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.stateful.test_catches_planted_bugs import BUDGET  # noqa: E402
+
+from solat_chaos.model.machines import MACHINES  # noqa: E402
+from solat_chaos.model.stats import STATS  # noqa: E402
 
 
 class TrivialMachine(RuleBasedStateMachine):
@@ -78,14 +84,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--machine", action="append", choices=sorted(MACHINES))
     args = parser.parse_args()
-    budget = settings(
-        max_examples=args.examples,
-        stateful_step_count=args.steps,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    # The hunts' settings (derandomized, no database, no deadline), with this budget.
+    budget = settings(BUDGET, max_examples=args.examples, stateful_step_count=args.steps)
     names = args.machine or list(MACHINES)
     ratios: dict[str, list[float]] = {name: [] for name in names}
     speeds: dict[str, list[float]] = {name: [] for name in names}
