@@ -2,6 +2,7 @@
 
     solat-chaos explore [--profile P] [--machine NAME]... [--max-examples N] [--minutes M]
                         [--seed S] [--workers N] [--failures-dir D] [--report PATH]
+                        [--keep-going] [--shrink-seconds S]
                         [--target core|process] [--engine-adapter MODULE:CLASS]
     solat-chaos replay ARTIFACT [--write-test DIR]
     solat-chaos report [--out PATH] [--runs N] [--history N]
@@ -14,7 +15,9 @@ configure), shows a progress bar on stderr and ends with a verdict table on stdo
 machine the examples, steps and invariant checks run and the failures found, each with its
 artifact's replay command. Exit status: 0 when every invariant held, 1 when a failure was
 found, 2 when it could not run (bad option, profile, machine name or database, or a machine
-that broke without a reproducible example).
+that broke without a reproducible example). It stops at the first failure: no further
+batch starts, and the failure is shrunk for at most 20 s (`--shrink-seconds`);
+`--keep-going` runs every other machine's batches too, and looks on for more failures.
 
 Every explore run stores a run record beside the example database (`model.run_record`);
 with `--report PATH` it also writes the LIVE-readiness report of that run there.
@@ -69,6 +72,7 @@ from solat_chaos.chaos.profiles import DatabaseError, database_from
 from solat_chaos.model.artifacts import ArtifactError, read, replay_command
 from solat_chaos.model.catalogue import Machines, NoMachines
 from solat_chaos.model.explore import (
+    SHRINK_SECONDS,
     Batch,
     BatchResult,
     ExploreOptions,
@@ -145,6 +149,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--workers", type=_positive_int, default=1, metavar="N", help="parallel processes"
+    )
+    run.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a failure, go on with the other machines and look for more failures",
+    )
+    run.add_argument(
+        "--shrink-seconds",
+        type=_positive_float,
+        default=SHRINK_SECONDS,
+        metavar="S",
+        help=f"stop shrinking a failure after S seconds (default: {SHRINK_SECONDS:g})",
     )
     run.add_argument(
         "--target",
@@ -303,6 +319,8 @@ def _explore(
         seed=args.seed if args.seed is not None else random.SystemRandom().randrange(2**32),
         workers=args.workers,
         failures_dir=args.failures_dir,
+        keep_going=args.keep_going,
+        shrink_seconds=args.shrink_seconds,
     )
     progress = _Progress(err)
     try:
@@ -409,6 +427,8 @@ def _print_verdict(out: Console, report: ExploreReport, options: ExploreOptions)
                 soft_wrap=True,
             )
     verdict = "every invariant held" if report.ok else "invariants failed"
+    if report.first_failure_seconds is not None:
+        verdict += f" (first failure after {report.first_failure_seconds:.1f}s)"
     out.print(
         f"{verdict} ({report.seconds:.1f}s, --workers {options.workers}); "
         f"rerun with --seed {report.seed}",

@@ -105,7 +105,7 @@ def test_explore_counts_what_the_machines_report(tmp_path: Path) -> None:
     )
     assert report.ok
     for tally in report.tallies.values():
-        assert tally.batches == 2  # 30 examples: a batch of 25 and one of 5
+        assert tally.batches == -(-30 // BATCH_EXAMPLES)  # 30 examples in full batches
         assert tally.examples >= 30
         assert tally.steps > tally.examples
         # An invariant check after construction and after every step.
@@ -194,6 +194,66 @@ def test_the_plan_drops_failed_machines_and_ends() -> None:
     assert {plan.take().machine for _ in range(5)} == {"b"}  # rounds go on without a
     plan.drop("b")
     assert plan.take() is None
+
+
+def test_the_plan_stops_every_machine() -> None:
+    plan = Plan(("a", "b"), 2 * BATCH_EXAMPLES, 9, rounds=None)
+    plan.take()
+    plan.stop()
+    assert plan.take() is None
+
+
+def test_explore_stops_at_the_first_failure_and_says_when_it_was_seen(
+    bug: None, tmp_path: Path
+) -> None:
+    # The plan: bank's first batch, queue's, bank's second, ... Bank fails at once.
+    report = explore(ExploreOptions(seed=3, failures_dir=tmp_path), machines=TOY_MACHINES)
+    assert report.tallies["bank"].failed
+    assert report.tallies["queue"].batches == 0
+    assert report.first_failure_seconds is not None
+    assert 0 < report.first_failure_seconds <= report.seconds
+    assert report.record is not None
+    assert report.record.first_failure_seconds == round(report.first_failure_seconds, 3)
+
+
+def test_with_keep_going_explore_runs_the_other_machines_after_a_failure(
+    bug: None, tmp_path: Path
+) -> None:
+    options = ExploreOptions(seed=3, failures_dir=tmp_path, keep_going=True)
+    report = explore(options, machines=TOY_MACHINES)
+    assert report.tallies["bank"].failed
+    assert report.tallies["queue"].batches == -(-50 // BATCH_EXAMPLES)  # ci: 50 examples
+
+
+def test_no_first_failure_when_every_invariant_holds(tmp_path: Path) -> None:
+    report = explore(ExploreOptions(seed=3, failures_dir=tmp_path), machines=TOY_MACHINES)
+    assert report.ok and report.first_failure_seconds is None
+
+
+def test_a_shrink_cut_short_still_gives_a_replayable_example(
+    bug: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def found(shrink_seconds: float | None, name: str) -> artifacts.Artifact:
+        options = ExploreOptions(
+            seed=3,
+            machines=("bank",),
+            failures_dir=tmp_path / name,
+            database=str(tmp_path / name / "db"),
+            shrink_seconds=shrink_seconds,
+        )
+        assert not explore(options, machines=TOY_MACHINES).ok
+        return artifacts.read(the_artifact(tmp_path / name))
+
+    shrunk, cut_short = found(None, "shrunk"), found(0.0, "cut")
+    # Shrunk to its end: the smallest overdraft. Cut short at once: the example first found.
+    assert "state.withdraw(amount=1)" in shrunk.steps.splitlines()
+    assert cut_short.steps != shrunk.steps
+    assert run_cli("replay", str(the_artifact(tmp_path / "cut"))) == cli.FAILED
+    assert f"FAILS {RISK_LIMITS}" in capsys.readouterr().out
+    # Hypothesis' own bound is back for every later run.
+    from hypothesis.internal.conjecture import engine
+
+    assert engine.MAX_SHRINKING_SECONDS == 300
 
 
 def test_the_plan_ends_at_its_deadline_after_one_batch() -> None:

@@ -6,7 +6,14 @@ the machines. Each batch is one Hypothesis run with its own seed, derived from t
 and the batch's place in the plan, so a seed names the same batches at any parallelism.
 Without `minutes` there is one round; with it, rounds repeat and new batches start until the
 time is up (a batch that has started runs to its end). Once a machine has failed no new batch
-of it starts: its stored failure would be replayed first and found again.
+starts, of any machine: the first failure is what the user needs, and the sooner the verdict
+the better (`keep_going` goes on with the other machines, as before: then only the failed
+machine stops, since its stored failure would be replayed first and found again).
+
+The verdict comes soon after the first failure: a batch stops generating at its first failing
+example (Hypothesis' `report_multiple_bugs` off, unless `keep_going`) and shrinks it for at
+most `shrink_seconds` (`model.runner.FailureWatch`), then reports the smallest failing example
+found by then, which replays like any other.
 
 Workers take the next batch of a machine no other worker is running, when there is one: two
 batches of one machine sharing the database at once could each replay the other's half-shrunk
@@ -42,7 +49,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 import attrs
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, Phase
 from hypothesis import settings as Settings
 from hypothesis.database import ExampleDatabase
 
@@ -50,10 +57,15 @@ from solat_chaos.chaos.profiles import database_from, selected_profile
 from solat_chaos.model import artifacts
 from solat_chaos.model.catalogue import Machines, machine_catalogue
 from solat_chaos.model.run_record import RunRecord, run_store_for
-from solat_chaos.model.runner import run_machine
+from solat_chaos.model.runner import FailureWatch, run_machine
 from solat_chaos.model.stats import STATS
 
-BATCH_EXAMPLES = 25
+# Small, so that every machine has its first batch soon: a bug only one machine can reach is
+# found that much sooner (each batch is a Hypothesis run of its own, a few ms to start).
+BATCH_EXAMPLES = 10
+# Shrinking a failure stops after this long: with the replay and the artifact, the verdict
+# comes within 30 s of the first failure. Most failures shrink fully well within it.
+SHRINK_SECONDS = 20.0
 
 
 class UnknownMachine(ValueError):
@@ -71,6 +83,8 @@ class ExploreOptions:
     failures_dir: Path = Path("failures")
     database: str | None = None  # None: SOLAT_CHAOS_DB, else .hypothesis/examples
     record: bool = True  # store a run record beside the examples (model.run_record)
+    keep_going: bool = False  # after a failure, run the other machines' batches too
+    shrink_seconds: float | None = SHRINK_SECONDS  # a failure's shrink; None: Hypothesis' 5 min
 
 
 @attrs.frozen
@@ -101,6 +115,7 @@ class BatchResult:
     checks: Counter = attrs.Factory(Counter)  # by invariant check function
     coverage: Counter = attrs.Factory(Counter)  # (rule, armed fault) -> steps
     fault_kinds: frozenset[str] = frozenset()
+    first_failure_at: float | None = None  # time.monotonic() its first failing example ended
 
 
 @attrs.define
@@ -144,6 +159,9 @@ class ExploreReport:
     seed: int
     tallies: dict[str, MachineTally]
     seconds: float = 0.0
+    # Seconds from the start to the end of the first example that failed (before shrinking);
+    # None when none failed.
+    first_failure_seconds: float | None = None
     record: RunRecord | None = None  # what was stored, when options.record
 
     @property
@@ -190,6 +208,10 @@ class Plan:
     def drop(self, machine: str) -> None:
         """No further batch of `machine`."""
         self.live.discard(machine)
+
+    def stop(self) -> None:
+        """No further batch of any machine."""
+        self.live.clear()
 
     def take(self, busy: set[str] | frozenset[str] = frozenset()) -> Batch | None:
         """The next batch, preferring one whose machine is not in `busy`; None at the end."""
@@ -255,7 +277,7 @@ def explore(
     database = database_from(options.database)
     per_machine = options.max_examples or Settings.get_profile(profile).max_examples
     report = ExploreReport(profile, options.seed, {name: MachineTally(name) for name in names})
-    job = _Job(profile, options.failures_dir)
+    job = _Job(profile, options.failures_dir, options.keep_going, options.shrink_seconds)
     begun = time.monotonic()
     plan = Plan(
         names,
@@ -267,10 +289,16 @@ def explore(
     listener.planned(None if options.minutes else plan.batches_a_round)
 
     def record(result: BatchResult) -> None:
+        if result.first_failure_at is not None:
+            seconds = result.first_failure_at - begun
+            if report.first_failure_seconds is None or seconds < report.first_failure_seconds:
+                report.first_failure_seconds = seconds
         tally = report.tallies[result.batch.machine]
         tally.add(result)
         if tally.failed:
             plan.drop(tally.name)
+            if not options.keep_going:
+                plan.stop()
         listener.finished(result)
 
     if options.workers <= 1:
@@ -295,6 +323,8 @@ class _Job:
 
     profile: str
     failures_dir: Path
+    keep_going: bool = False
+    shrink_seconds: float | None = None
 
     def run(self, batch: Batch, machine_cls: type, database: ExampleDatabase) -> BatchResult:
         profile = Settings.get_profile(self.profile)
@@ -306,12 +336,18 @@ class _Job:
             deadline=None,
             suppress_health_check=list(HealthCheck),
             print_blob=True,
+            # Looking on for other failures after the first would delay the verdict.
+            report_multiple_bugs=self.keep_going,
+            # Not the explain phase: it only annotates the shrunk example, and tracing the
+            # failing example for it costs more than shrinking it (docs/model.md).
+            phases=[phase for phase in profile.phases if phase is not Phase.explain],
         )
         STATS.reset()
         found: list[FoundFailure] = []
         error = None
+        watch = FailureWatch(shrink_seconds=self.shrink_seconds)
         try:
-            failures = run_machine(machine_cls, settings, seed=batch.seed)
+            failures = run_machine(machine_cls, settings, seed=batch.seed, watch=watch)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         else:
@@ -337,6 +373,7 @@ class _Job:
             checks=Counter(STATS.checks),
             coverage=Counter(STATS.coverage),
             fault_kinds=frozenset(STATS.fault_kinds),
+            first_failure_at=watch.first_failure_at,
         )
 
 

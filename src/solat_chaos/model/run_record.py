@@ -14,6 +14,7 @@ Schema (version 1):
 | created_at          | UTC time the run ended, ISO 8601                                   |
 | profile, seed       | as explore ran                                                     |
 | workers, seconds    | processes used, wall time                                          |
+| first_failure_seconds | seconds to the end of the first failing example; null: none     |
 | git_commit          | HEAD of the checkout (null outside one)                            |
 | solat_chaos_version | the project's version                                              |
 | fault_kinds         | every fault the machines' worlds can arm                           |
@@ -99,6 +100,7 @@ class RunRecord:
     fault_kinds: tuple[str, ...]
     machines: tuple[MachineRecord, ...]
     schema: int = SCHEMA
+    first_failure_seconds: float | None = None  # absent from records written before it
 
     @classmethod
     def of(cls, report: ExploreReport, catalogue: Mapping[str, type], *, workers: int) -> RunRecord:
@@ -114,6 +116,11 @@ class RunRecord:
             seed=report.seed,
             workers=workers,
             seconds=round(report.seconds, 3),
+            first_failure_seconds=(
+                None
+                if report.first_failure_seconds is None
+                else round(report.first_failure_seconds, 3)
+            ),
             git_commit=current_commit(),
             solat_chaos_version=solat_chaos.__version__,
             fault_kinds=tuple(sorted(kinds)),

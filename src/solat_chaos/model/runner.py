@@ -11,11 +11,21 @@ A failure is an exception carrying the `@reproduce_failure` line Hypothesis adds
 `print_blob` is on; it becomes a `Failure` with the invariant name, the evidence, the blob and
 the shrunk steps as the code Hypothesis printed. Any other exception (a broken machine
 definition, an unreachable database, ...) propagates: nothing was checked. Nothing is printed.
+
+A `FailureWatch` handed in learns when the first example failed (before any shrinking), and
+may bound the shrinking by time: `shrink_seconds`. Hypothesis has no public setting for that.
+It stops shrinking on its own after `MAX_SHRINKING_SECONDS` (five minutes) of the shrink
+phase, and then reports the smallest failing example found so far, blob and steps included,
+exactly as after a finished shrink; the watch lowers that bound for the run and restores it.
+Every example it reports still fails when replayed: the bound only ends the search for a
+smaller one.
 """
 
 from __future__ import annotations
 
 import re
+import sys
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +34,8 @@ import attrs
 from hypothesis import reproduce_failure as hypothesis_reproduce_failure
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as Settings
-from hypothesis.errors import DidNotReproduce, Flaky, InvalidArgument
+from hypothesis.errors import DidNotReproduce, Flaky, HypothesisException, InvalidArgument
+from hypothesis.internal.conjecture import engine as conjecture_engine
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
@@ -48,12 +59,21 @@ class Failure:
     traceback: str
 
 
+@attrs.define
+class FailureWatch:
+    """What `run_machine` reports about the time a run spends on failing examples."""
+
+    shrink_seconds: float | None = None  # the shrink phase's bound; None: Hypothesis' own
+    first_failure_at: float | None = None  # time.monotonic() the first failing example ended
+
+
 def run_machine(
     machine_cls: type[RuleBasedStateMachine],
     settings: Settings,
     *,
     seed: int | None = None,
     reproduce: tuple[str, str] | None = None,
+    watch: FailureWatch | None = None,
 ) -> list[Failure]:
     """Run `machine_cls` once under `settings`; the failures Hypothesis reports (empty when
     every invariant held). An exception with no reproducible example in it (the run itself
@@ -71,7 +91,12 @@ def run_machine(
     # Hypothesis prints the steps of a reproduced example through its reporter; elsewhere it
     # attaches them to the exception. Either way nothing goes to stdout.
     reported: list[str] = []
-    with _decorated(machine_cls, decorators), with_reporter(reported.append):
+    watch = watch or FailureWatch()
+    with (
+        _decorated(machine_cls, decorators),
+        _watched(machine_cls, watch),
+        with_reporter(reported.append),
+    ):
         try:
             run_state_machine_as_test(machine_cls, settings=settings)
         except (DidNotReproduce, InvalidArgument):
@@ -130,6 +155,45 @@ def _evidence(error: BaseException) -> str:
     if text.startswith(f"{name}:"):
         return text[len(name) + 1 :].strip()
     return f"{type(error).__name__}: {text}"
+
+
+@contextmanager
+def _watched(machine_cls: type[RuleBasedStateMachine], watch: FailureWatch) -> Iterator[None]:
+    """Note the end of the first failing example in `watch`, and bound the shrink phase by
+    its `shrink_seconds`, for the duration. Hypothesis calls `teardown` from a `finally`
+    after every example: an exception being handled then, or one teardown raises, is the
+    example failing (Hypothesis' own control exceptions, such as an example cut short while
+    shrinking, are not)."""
+    teardown = machine_cls.teardown
+
+    def watched_teardown(machine: RuleBasedStateMachine) -> None:
+        failed = _is_failure(sys.exception())
+        try:
+            teardown(machine)
+        except BaseException as exc:
+            failed = failed or _is_failure(exc)
+            raise
+        finally:
+            if failed and watch.first_failure_at is None:
+                watch.first_failure_at = time.monotonic()
+
+    own = vars(machine_cls).get("teardown")  # None: inherited
+    bound = conjecture_engine.MAX_SHRINKING_SECONDS
+    machine_cls.teardown = watched_teardown  # type: ignore[method-assign]
+    if watch.shrink_seconds is not None:
+        conjecture_engine.MAX_SHRINKING_SECONDS = watch.shrink_seconds  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        conjecture_engine.MAX_SHRINKING_SECONDS = bound
+        if own is None:
+            del machine_cls.teardown
+        else:
+            machine_cls.teardown = own  # type: ignore[method-assign]
+
+
+def _is_failure(error: BaseException | None) -> bool:
+    return isinstance(error, Exception) and not isinstance(error, HypothesisException)
 
 
 @contextmanager

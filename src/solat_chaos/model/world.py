@@ -69,6 +69,19 @@ RESTART_SECONDS = 1.0
 SETTLE_YIELDS = 200
 
 
+class _CountingLoop(asyncio.SelectorEventLoop):
+    """An event loop that counts the callbacks scheduled on it (every task step, every
+    future's wake-up goes through `call_soon`), so `World.settle` can see the loop go idle:
+    nothing in the model uses timers, so when only its own yield was scheduled since its
+    last one, no task can run until a rule answers a held request."""
+
+    scheduled = 0
+
+    def call_soon(self, callback, *args, context=None):  # type: ignore[override]
+        self.scheduled += 1
+        return super().call_soon(callback, *args, context=context)
+
+
 class ProcessFileSystem:
     """The engine's view of the disk for one process lifetime. After `revoke` (the process
     died) every call fails, so a cancelled task cannot write behind the next process's back.
@@ -182,13 +195,14 @@ class World:
         self.sim = SimBroker(clock=self.clock)
         self.stream = SimTradeStream(self.sim, self.clock) if with_stream else None
         self.reference = Reference(config)
-        self.loop = asyncio.new_event_loop()
+        self.loop = _CountingLoop()
         self.tasks: list[TaskRecord] = []
         self.restarts = 0
         self.disk_faults: set[str] = set()
         self.unmounted = False
         self.quarantine_path = QUARANTINE_PATH
         self._durable_cache: tuple[bytes, list[Entry]] = (b"", [])
+        self._unframed: dict[bytes, Entry | None] = {}  # ledger line -> what it verifies as
         self.fs: ProcessFileSystem
         self.port: ProcessBroker
         self.engine = self._open_engine()
@@ -242,11 +256,16 @@ class World:
 
     def settle(self) -> None:
         """Run the loop until every task is done or waits on a held broker request."""
+        loop = self.loop
 
         async def yields() -> None:
+            # Stops as soon as further yields could change nothing (the loop is idle): most
+            # settles with a held request would otherwise spin all SETTLE_YIELDS.
+            seen = None
             for _ in range(SETTLE_YIELDS):
-                if all(t.task.done() for t in self.tasks):
+                if all(t.task.done() for t in self.tasks) or loop.scheduled == seen:
                     return
+                seen = loop.scheduled + 1  # this yield's own wake-up
                 await asyncio.sleep(0)
 
         self.loop.run_until_complete(yields())
@@ -406,10 +425,16 @@ class World:
         if data != self._durable_cache[0]:
             entries = []
             for line in data.split(b"\n"):
-                try:
-                    entries.append(unframe(line))
-                except ValueError:
-                    continue
+                # Each line is verified once per world: the ledger grows by appends, and
+                # re-verifying every older line after each one was most of this check's cost.
+                if line not in self._unframed:
+                    try:
+                        self._unframed[line] = unframe(line)
+                    except ValueError:
+                        self._unframed[line] = None
+                entry = self._unframed[line]
+                if entry is not None:
+                    entries.append(entry)
             self._durable_cache = (data, entries)
         return list(self._durable_cache[1])
 
