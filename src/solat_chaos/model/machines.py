@@ -40,6 +40,7 @@ from solat_chaos.engine.router import OrderIntent, OrderResult, OrderStatus
 from solat_chaos.engine.stream import StreamState
 from solat_chaos.model import invariants
 from solat_chaos.model.stats import STATS
+from solat_chaos.model.views import REST, SIM
 from solat_chaos.model.world import KILL_SWITCH_PATH, MODEL_CONFIG, World
 
 EPICS = sorted(DEFAULT_EPICS)
@@ -69,11 +70,13 @@ class ChaosMachine(RuleBasedStateMachine):
     tier: int | None = None  # the chaos tier a machine is about; None: every tier
     # Whether the engine consumes a trade stream (the machines with the stream rules).
     with_stream = False
+    # How the engine's broker port reaches the sim (model.views); set per run.
+    broker_view = SIM
 
     def __init__(self) -> None:
         super().__init__()
         STATS.examples += 1
-        self.world = World(MODEL_CONFIG, with_stream=self.with_stream)
+        self.world = World(MODEL_CONFIG, with_stream=self.with_stream, broker_view=self.broker_view)
         STATS.watch(self.world)
         self._seen_deals: set[str] = set()
         self._last_reconcile = None
@@ -265,6 +268,21 @@ class BrokerRules:
     def broker_executes_but_the_answer_is_lost(self, method, error):
         _count("broker_executes_but_the_answer_is_lost")
         self.world.sim.fail_next(method, ERRORS_BEFORE[error](), after_execute=True)
+
+    @rule(error=st.sampled_from(sorted(ERRORS_BEFORE)))
+    def confirm_poll_fails_after_the_order(self, error):
+        """The next order executes and the confirm poll after it fails: over REST the GET
+        /confirms after a successful POST (a 504, a refused connection, a 403, a 400, an
+        unreadable body); on the sim port, the order's answer is lost."""
+        _count("confirm_poll_fails_after_the_order")
+        self.world.sim.fail_next("confirm", ERRORS_BEFORE[error](), after_order=True)
+
+    @precondition(lambda self: self.world.broker_view == REST)
+    @rule()
+    def broker_sessions_expire(self):
+        """IG drops every session token: the adapter must log in again and retry."""
+        _count("broker_sessions_expire")
+        self.world.expire_broker_sessions()
 
     @rule(
         method=st.sampled_from(["open_position", "close_position"]),
