@@ -16,6 +16,10 @@ same examples; after a failure, which batches of that machine still ran can depe
 differ a little, since Hypothesis also draws on constants found in the modules a process has
 loaded.)
 
+Every batch runs its machine in the run's broker view (`options.broker_view`, `model.views`):
+the engine's broker port is the SimBroker ("sim") or the IG REST adapter over HTTP onto it
+("rest"); artifacts record the view, and replay uses it.
+
 A batch runs the machine with the profile's step budget on the shared example database, with
 Hypothesis' state machine defaults (no deadline, health checks off — as `Machine.TestCase`
 has them) and `print_blob` on. Failing examples are shrunk by Hypothesis, saved in the
@@ -52,6 +56,7 @@ from solat_chaos.model.catalogue import Machines, machine_catalogue
 from solat_chaos.model.run_record import RunRecord, run_store_for
 from solat_chaos.model.runner import run_machine
 from solat_chaos.model.stats import STATS
+from solat_chaos.model.views import SIM, check_view
 
 BATCH_EXAMPLES = 25
 
@@ -71,6 +76,7 @@ class ExploreOptions:
     failures_dir: Path = Path("failures")
     database: str | None = None  # None: SOLAT_CHAOS_DB, else .hypothesis/examples
     record: bool = True  # store a run record beside the examples (model.run_record)
+    broker_view: str = SIM  # how the engine's broker port reaches the sim (model.views)
 
 
 @attrs.frozen
@@ -145,6 +151,7 @@ class ExploreReport:
     tallies: dict[str, MachineTally]
     seconds: float = 0.0
     record: RunRecord | None = None  # what was stored, when options.record
+    broker_view: str = SIM
 
     @property
     def ok(self) -> bool:
@@ -241,7 +248,7 @@ def explore(
 ) -> ExploreReport:
     """Run the plan of `options` and report. Raises before running anything when a machine
     name, the profile or the database is bad (UnknownMachine, InvalidArgument, DatabaseError,
-    NoMachines)."""
+    NoMachines), or the broker view is unknown (ValueError)."""
     listener = listener or Listener()
     catalogue = machine_catalogue(machines)
     names = options.machines or tuple(catalogue)
@@ -251,11 +258,17 @@ def explore(
             f"no machine named {', '.join(map(repr, unknown))} "
             f"(machines: {', '.join(catalogue) or 'none'})"
         )
+    check_view(options.broker_view)
     profile = selected_profile(options.profile)
     database = database_from(options.database)
     per_machine = options.max_examples or Settings.get_profile(profile).max_examples
-    report = ExploreReport(profile, options.seed, {name: MachineTally(name) for name in names})
-    job = _Job(profile, options.failures_dir)
+    report = ExploreReport(
+        profile,
+        options.seed,
+        {name: MachineTally(name) for name in names},
+        broker_view=options.broker_view,
+    )
+    job = _Job(profile, options.failures_dir, options.broker_view)
     begun = time.monotonic()
     plan = Plan(
         names,
@@ -295,6 +308,7 @@ class _Job:
 
     profile: str
     failures_dir: Path
+    broker_view: str = SIM
 
     def run(self, batch: Batch, machine_cls: type, database: ExampleDatabase) -> BatchResult:
         profile = Settings.get_profile(self.profile)
@@ -311,7 +325,9 @@ class _Job:
         found: list[FoundFailure] = []
         error = None
         try:
-            failures = run_machine(machine_cls, settings, seed=batch.seed)
+            failures = run_machine(
+                machine_cls, settings, seed=batch.seed, broker_view=self.broker_view
+            )
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         else:
@@ -323,6 +339,7 @@ class _Job:
                     seed=batch.seed,
                     profile=self.profile,
                     stateful_step_count=settings.stateful_step_count,
+                    broker_view=self.broker_view,
                 )
                 path = artifacts.write(artifact, self.failures_dir)
                 found.append(FoundFailure(failure.invariant, failure.evidence, path))

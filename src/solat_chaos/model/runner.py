@@ -29,6 +29,7 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from solat_chaos.model.invariants import InvariantViolation, invariant_of
+from solat_chaos.model.views import SIM, in_broker_view, view_database
 
 _BLOB = re.compile(r"@reproduce_failure\('(?P<version>[^']+)', b'(?P<blob>[^']+)'\)")
 _FIRST_STEP = "state = "
@@ -54,6 +55,7 @@ def run_machine(
     *,
     seed: int | None = None,
     reproduce: tuple[str, str] | None = None,
+    broker_view: str = SIM,
 ) -> list[Failure]:
     """Run `machine_cls` once under `settings`; the failures Hypothesis reports (empty when
     every invariant held). An exception with no reproducible example in it (the run itself
@@ -61,7 +63,10 @@ def run_machine(
 
     `reproduce=(hypothesis_version, blob)` runs that one example only: any exception it raises
     is its failure; Hypothesis raises DidNotReproduce when it passes (or no longer fits the
-    machine) and InvalidArgument when `hypothesis_version` is not the installed one."""
+    machine) and InvalidArgument when `hypothesis_version` is not the installed one.
+
+    `broker_view` (`model.views`): the view the machine runs in; a view other than "sim"
+    uses the settings' database under that view's keys."""
     decorators = []
     if seed is not None:
         decorators.append(hypothesis_seed(seed))
@@ -71,7 +76,13 @@ def run_machine(
     # Hypothesis prints the steps of a reproduced example through its reporter; elsewhere it
     # attaches them to the exception. Either way nothing goes to stdout.
     reported: list[str] = []
-    with _decorated(machine_cls, decorators), with_reporter(reported.append):
+    if broker_view != SIM:
+        settings = Settings(settings, database=view_database(settings.database, broker_view))
+    with (
+        _decorated(machine_cls, decorators),
+        in_broker_view(machine_cls, broker_view),
+        with_reporter(reported.append),
+    ):
         try:
             run_state_machine_as_test(machine_cls, settings=settings)
         except (DidNotReproduce, InvalidArgument):
