@@ -557,7 +557,7 @@ BUGS: dict[str, Bug] = {
             "the IG adapter answers REJECTED when the confirm poll after a successful order "
             "POST fails, though the order was sent and may have executed",
             _confirm_poll_failure_is_rejected,
-            also=(invariants.CONVERGENCE, invariants.NO_SILENT_LOSS),
+            also=(invariants.CONVERGENCE,),
             view=REST,
         ),
     )
