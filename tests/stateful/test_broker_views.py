@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from solat_chaos.broker.ig_rest import IGRestBroker
@@ -21,6 +21,7 @@ from solat_chaos.model.views import REST, SIM, in_broker_view
 from solat_chaos.model.world import World
 
 from ..planted_bugs import planted
+from .test_catches_planted_bugs import BUDGET
 
 pytestmark = [pytest.mark.chaos, pytest.mark.stateful]
 
@@ -47,15 +48,7 @@ def test_every_machine_holds_in_the_rest_view(name: str, adapter_calls: list[str
     STATS.reset()
     with in_broker_view(machine, REST):
         run_state_machine_as_test(
-            machine,
-            settings=settings(
-                max_examples=6,
-                stateful_step_count=15,
-                derandomize=True,
-                database=None,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-            ),
+            machine, settings=settings(BUDGET, max_examples=6, stateful_step_count=15)
         )
     assert STATS.examples >= 6
     assert any(call.startswith("GET /positions") for call in adapter_calls)
@@ -80,7 +73,9 @@ def test_a_failed_confirm_poll_leaves_the_order_in_doubt_in_both_views(view: str
     try:
         world.start("reconcile", world.engine.reconcile())
         world.sim.fail_next("confirm", BrokerUnavailable("refused"), after_order=True)
-        submitted = world.start("submit", world.engine.submit_order_intent(OrderIntent(EURUSD, "BUY", 1.0)))
+        submitted = world.start(
+            "submit", world.engine.submit_order_intent(OrderIntent(EURUSD, "BUY", 1.0))
+        )
         assert submitted.result().status is OrderStatus.IN_DOUBT
         assert len(world.sim.snapshot_positions()) == 1
     finally:
