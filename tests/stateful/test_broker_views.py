@@ -7,15 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from solat_chaos.broker.ig_rest import IGRestBroker
 from solat_chaos.cli import main
 from solat_chaos.engine.broker import BrokerUnavailable
 from solat_chaos.engine.router import OrderIntent, OrderStatus
+from solat_chaos.model.artifacts import read
 from solat_chaos.model.invariants import CONVERGENCE, OUTCOME_TRUTHFUL
 from solat_chaos.model.machines import MACHINES, BrokerRules, ChaosMachine, OrderRules
+from solat_chaos.model.regression import write_test
 from solat_chaos.model.stats import STATS
 from solat_chaos.model.views import REST, SIM, in_broker_view
 from solat_chaos.model.world import World
@@ -100,7 +102,15 @@ def test_explore_in_the_rest_view_finds_an_adapter_bug_and_replay_uses_the_view(
     monkeypatch.setenv("SOLAT_CHAOS_DB", str(tmp_path / "examples"))
     machines = {"orders": OrdersAndLostAnswers}
     failures = tmp_path / "failures"
-    explore = ["explore", "--max-examples", "25", "--seed", "1", "--failures-dir", str(failures)]
+    # Short examples and no explain phase: every example of a rest run is HTTP all the way.
+    settings.register_profile(
+        "broker-views-test",
+        settings.get_profile("ci"),
+        stateful_step_count=10,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    )
+    explore = ["explore", "--max-examples", "50", "--seed", "3", "--failures-dir", str(failures)]
+    explore += ["--profile", "broker-views-test"]
     with planted("confirm_poll_failure_is_rejected"):
         assert main([*explore, "--broker-view", "rest"], machines=machines) == 1
         (artifact,) = failures.glob("*.json")
@@ -108,6 +118,9 @@ def test_explore_in_the_rest_view_finds_an_adapter_bug_and_replay_uses_the_view(
         assert recorded["broker_view"] == REST
         assert recorded["invariant"] in (OUTCOME_TRUTHFUL, CONVERGENCE)
         assert main(["replay", str(artifact)], machines=machines) == 1
+        regression = write_test(read(artifact), tmp_path / "regression").read_text()
+        assert "with in_broker_view(OrdersAndLostAnswers, 'rest'):" in regression
+        compile(regression, "regression", "exec")
         # The same steps on the sim port pass: replay runs the view the artifact names.
         in_sim = tmp_path / "in-sim.json"
         in_sim.write_text(json.dumps({**recorded, "broker_view": SIM}))
