@@ -1,5 +1,6 @@
-"""Planted bugs: each one a realistic mistake, applied to the core by monkeypatching, so the
-checker can prove it finds it. Nothing in `src/` knows these exist.
+"""Planted bugs: each one a realistic mistake, applied to the core (or, named so, to the IG
+REST adapter) by monkeypatching, so the checker can prove it finds it. Nothing in `src/`
+knows these exist.
 
 Use: `with planted("kill_switch_not_fsynced"): ...`, or `BUGS[name]` for the catalogue.
 """
@@ -14,15 +15,18 @@ from contextlib import contextmanager
 import attrs
 import pytest
 
+from solat_chaos.broker.ig_rest import IGRestBroker
 from solat_chaos.engine import durable_switch
 from solat_chaos.engine import engine as engine_module
 from solat_chaos.engine import router as router_module
 from solat_chaos.engine.balance import BalanceCache
 from solat_chaos.engine.broker import (
+    REJECTED,
     BrokerError,
     BrokerProtocolError,
     BrokerTimeout,
     BrokerUnavailable,
+    DealConfirm,
 )
 from solat_chaos.engine.filesystem import FileSystem
 from solat_chaos.engine.kill_switch import KillSwitch
@@ -37,13 +41,15 @@ from solat_chaos.engine.stream import OPU, POSITION_OPEN, StreamState
 from solat_chaos.engine.stream_watch import StreamWatch
 from solat_chaos.engine.trading_state import HaltSwitch
 from solat_chaos.model import invariants
+from solat_chaos.model.views import REST, SIM
 
 
 @attrs.frozen
 class Bug:
     """`invariant` is the one the bug breaks first in the obvious story; `also` lists others
     it legitimately breaks on the way (a reconciler that forgets positions also lets the
-    engine open past its limits)."""
+    engine open past its limits). `view` is the broker view (`model.views`) its machine must
+    run in to reach it: a bug in the IG REST adapter is invisible on the sim port."""
 
     name: str
     machine: str
@@ -51,6 +57,7 @@ class Bug:
     description: str
     apply: Callable[[pytest.MonkeyPatch], None]
     also: tuple[str, ...] = ()
+    view: str = SIM
 
     @property
     def invariants(self) -> tuple[str, ...]:
@@ -331,6 +338,29 @@ def _kill_switch_reactivation_not_persisted(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(KillSwitch, "turn_on", turn_on_unless_on)
 
 
+def _confirm_poll_failure_is_rejected(mp: pytest.MonkeyPatch) -> None:
+    poll = IGRestBroker._confirm_after_order
+
+    async def rejected_when_the_poll_fails(self, ref):
+        # "No confirm, so no deal": but the POST was answered, so the order was sent.
+        try:
+            return await poll(self, ref)
+        except BrokerError as error:
+            refused = DealConfirm(
+                deal_reference=ref,
+                status=REJECTED,
+                deal_id=None,
+                epic="",
+                direction="",
+                size=0.0,
+                level=None,
+                reason=f"confirm poll failed: {error}",
+            )
+            return refused, ()
+
+    mp.setattr(IGRestBroker, "_confirm_after_order", rejected_when_the_poll_fails)
+
+
 def _switches_never_persist(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(durable_switch.DurableSwitch, "_persist", lambda self, active, reason, now: False)
 
@@ -518,6 +548,17 @@ BUGS: dict[str, Bug] = {
             invariants.OPERATOR_ACTION_PERSISTED,
             "the engine never persists the kill switch or the halt, and says so",
             _switches_never_persist,
+        ),
+        # In the IG REST adapter, not the core: only a machine in the rest view runs it.
+        Bug(
+            "confirm_poll_failure_is_rejected",
+            "broker",
+            invariants.OUTCOME_TRUTHFUL,
+            "the IG adapter answers REJECTED when the confirm poll after a successful order "
+            "POST fails, though the order was sent and may have executed",
+            _confirm_poll_failure_is_rejected,
+            also=(invariants.CONVERGENCE,),
+            view=REST,
         ),
     )
 }

@@ -4,6 +4,7 @@
                         [--seed S] [--workers N] [--failures-dir D] [--report PATH]
                         [--keep-going] [--shrink-seconds S]
                         [--target core|process] [--engine-adapter MODULE:CLASS]
+                        [--broker-view sim|rest]
     solat-chaos replay ARTIFACT [--write-test DIR]
     solat-chaos report [--out PATH] [--runs N] [--history N]
     solat-chaos serve-broker [--host H] [--port P | --fd FD]
@@ -21,6 +22,10 @@ batch starts, and the failure is shrunk for at most 20 s (`--shrink-seconds`);
 
 Every explore run stores a run record beside the example database (`model.run_record`);
 with `--report PATH` it also writes the LIVE-readiness report of that run there.
+
+With `--broker-view rest` the engine's broker port is the real IG REST adapter
+(`IGRestBroker`) through respx onto the sim's IG dialect instead of the sim itself
+(`model.views`); its artifacts record the view and replay runs them in it.
 
 With `--target process` explore runs the process machines instead (`model.process_machine`):
 a real engine process driven through its HTTP API by an engine adapter (default: the one for
@@ -84,6 +89,7 @@ from solat_chaos.model.explore import (
 from solat_chaos.model.regression import RegressionError, write_test
 from solat_chaos.model.replay import FAILS, PASSES, replay
 from solat_chaos.model.run_record import RunRecordError, run_store_for
+from solat_chaos.model.views import BROKER_VIEWS, SIM
 from solat_chaos.report.summary import DEFAULT_HISTORY
 
 OK, FAILED, CANNOT_RUN = 0, 1, 2
@@ -168,6 +174,13 @@ def _parser() -> argparse.ArgumentParser:
         default="core",
         help="core: the engine in-process, through its ports (default); process: a running "
         "engine process, through its HTTP API",
+    )
+    run.add_argument(
+        "--broker-view",
+        choices=BROKER_VIEWS,
+        default=SIM,
+        help="sim: the engine's broker port is the simulated broker (default); rest: the IG "
+        "REST adapter, over HTTP onto the same simulated broker",
     )
     run.add_argument(
         "--engine-adapter",
@@ -311,6 +324,9 @@ def _explore(
     elif args.engine_adapter:
         err.print("[red]solat-chaos explore:[/] --engine-adapter needs --target process")
         return CANNOT_RUN
+    if args.target == "process" and args.broker_view != SIM:
+        err.print("[red]solat-chaos explore:[/] --broker-view is for --target core")
+        return CANNOT_RUN
     options = ExploreOptions(
         profile=args.profile,
         machines=tuple(args.machines or ()),
@@ -321,6 +337,7 @@ def _explore(
         failures_dir=args.failures_dir,
         keep_going=args.keep_going,
         shrink_seconds=args.shrink_seconds,
+        broker_view=args.broker_view,
     )
     progress = _Progress(err)
     try:
@@ -393,7 +410,10 @@ class _Progress(Listener):
 
 
 def _verdict_table(report: ExploreReport) -> Table:
-    table = Table(title=f"solat-chaos explore: profile {report.profile}, seed {report.seed}")
+    table = Table(
+        title=f"solat-chaos explore: profile {report.profile}, seed {report.seed}, "
+        f"broker view {report.broker_view}"
+    )
     table.add_column("machine")
     table.add_column("examples", justify="right")
     table.add_column("steps", justify="right")
@@ -478,7 +498,8 @@ def _replay(args: argparse.Namespace, machines: Machines | None) -> int:
         err.print(f"[red]solat-chaos replay:[/] {escape(str(exc))}")
         return CANNOT_RUN
     out.print(
-        f"replaying {args.artifact}: {artifact.invariant} on machine {artifact.machine}",
+        f"replaying {args.artifact}: {artifact.invariant} on machine {artifact.machine} "
+        f"(broker view {artifact.broker_view})",
         markup=False,
     )
     for warning in result.warnings:

@@ -12,6 +12,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from solat_chaos.model.invariants import invariant_of
 from solat_chaos.model.machines import MACHINES
+from solat_chaos.model.views import SIM, in_broker_view
 
 from ..planted_bugs import BUGS, planted
 
@@ -52,7 +53,23 @@ IN_PROCESS = [name for name, bug in BUGS.items() if bug.machine in MACHINES]
 @pytest.mark.parametrize("bug", IN_PROCESS, ids=IN_PROCESS)
 def test_the_machine_catches_the_planted_bug(bug: str) -> None:
     with planted(bug) as planted_bug, pytest.raises(AssertionError) as caught:
-        run_state_machine_as_test(MACHINES[planted_bug.machine], settings=BUDGET)
+        machine = MACHINES[planted_bug.machine]
+        with in_broker_view(machine, planted_bug.view):
+            run_state_machine_as_test(machine, settings=BUDGET)
     steps = shrunk_steps(caught.value)
     assert invariant_of(caught.value) in planted_bug.invariants, str(caught.value)
     assert 0 < len(steps) <= 8, "\n".join(steps)
+
+
+# The bugs only a machine in another broker view can reach.
+VIEW_ONLY = [name for name in IN_PROCESS if BUGS[name].view != SIM]
+
+
+@pytest.mark.parametrize("bug", VIEW_ONLY, ids=VIEW_ONLY)
+def test_the_sim_view_cannot_see_an_adapter_bug(bug: str) -> None:
+    """The point of the rest view: on the sim port the same machine runs the same rules,
+    the adapter's bug among them never, and every invariant holds."""
+    with planted(bug) as planted_bug:
+        machine = MACHINES[planted_bug.machine]
+        with in_broker_view(machine, SIM):
+            run_state_machine_as_test(machine, settings=settings(BUDGET, max_examples=100))

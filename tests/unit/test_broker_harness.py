@@ -22,6 +22,7 @@ from solat_chaos.broker.sim import CLOSE_POSITION, CONFIRM, OPEN_POSITION, POSIT
 from solat_chaos.engine.broker import (
     Broker,
     BrokerError,
+    BrokerProtocolError,
     BrokerRateLimited,
     BrokerRejected,
     BrokerTimeout,
@@ -111,7 +112,40 @@ async def held_orders(sim: SimBroker, broker: Broker) -> list[Any]:
     return [arrived, await first, await second, sim.snapshot_positions()]
 
 
-SCENARIOS = [plain_trading, with_seams, held_orders]
+async def confirm_polls_fail(sim: SimBroker, broker: Broker) -> list[Any]:
+    """The order executes and the confirm poll after it fails: over HTTP the POST is
+    answered and the GET /confirms fails; every failure reads "outcome unknown", except an
+    unreadable answer, which stays one. A held order keeps the fault bound on arrival."""
+    log: list[Any] = []
+    errors = [
+        BrokerTimeout("504"),
+        BrokerUnavailable("refused"),
+        BrokerRateLimited("slow", retry_after=1.0),
+        BrokerRejected("error.service.unavailable"),
+        BrokerProtocolError("garbage", field="dealStatus"),
+    ]
+    for i, error in enumerate(errors):
+        sim.fail_next(CONFIRM, error, after_order=True)
+        log.append(await attempt(broker.open_position(OpenOrder(f"P{i}", EURUSD, "BUY", 1.0))))
+        log.append(await broker.confirm(f"P{i}"))
+    sim.fail_next(CONFIRM, BrokerTimeout("504"), after_order=True)
+    opened = log[1]
+    log.append(await attempt(broker.close_position(CloseOrder("C1", opened.deal_id, "SELL", 1.0))))
+    log.append(await broker.confirm("C1"))
+    sim.fail_next(CONFIRM, BrokerUnavailable("refused"), after_order=True)
+    sim.hold(OPEN_POSITION, 1)
+    held = asyncio.create_task(attempt(broker.open_position(OpenOrder("H", EURUSD, "BUY", 1.0))))
+    for _ in range(100):
+        if sim.pending:
+            break
+        await asyncio.sleep(0)
+    sim.release(0)
+    log.append(await held)
+    log.append(sim.snapshot_positions())
+    return log
+
+
+SCENARIOS = [plain_trading, with_seams, held_orders, confirm_polls_fail]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
@@ -169,3 +203,15 @@ async def test_parametrised_fixture_pattern_runs_against_each_view(
     sim, broker = port
     confirm = await broker.open_position(OpenOrder("R1", EURUSD, "BUY", 1.0))
     assert sim.lookup_confirm("R1") == confirm
+
+
+def test_a_confirm_poll_fault_is_bound_to_the_confirm_after_an_order_only() -> None:
+    sim = SimBroker()
+    with pytest.raises(ValueError, match="after_order"):
+        sim.fail_next(OPEN_POSITION, BrokerTimeout("x"), after_order=True)
+    with pytest.raises(ValueError, match="after_execute"):
+        sim.fail_next(CONFIRM, BrokerTimeout("x"), after_order=True, after_execute=True)
+    sim.fail_next(CONFIRM, BrokerTimeout("x"), after_order=True)
+    assert sim.armed_faults() == {"broker:confirm_poll_fails"}
+    sim.heal()
+    assert sim.armed_faults() == set()

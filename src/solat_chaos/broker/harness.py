@@ -41,8 +41,9 @@ IG_REST_VIEW = "ig_rest"
 VIEW_NAMES = (SIM_VIEW, IG_REST_VIEW)
 
 
-def ig_rest_view(sim: SimBroker, **broker_kwargs: Any) -> IGRestBroker:
-    """IGRestBroker talking to `sim` through respx and the in-process HTTP app. Close it with
+def ig_rest_view(sim: SimBroker, *, app: Any = None, **broker_kwargs: Any) -> IGRestBroker:
+    """IGRestBroker talking to `sim` through respx and the in-process HTTP app (`app`, an app
+    of `ig_http.create_app(sim)` to share its sessions; default a fresh one). Close it with
     `aclose()`."""
     options: dict[str, Any] = {"confirm_retry_delay": 0.0} | broker_kwargs
     return IGRestBroker(
@@ -50,7 +51,7 @@ def ig_rest_view(sim: SimBroker, **broker_kwargs: Any) -> IGRestBroker:
         api_key=DEFAULT_API_KEY,
         identifier=DEFAULT_IDENTIFIER,
         password=DEFAULT_PASSWORD,
-        transport=httpx.MockTransport(sim_router(sim).async_handler),
+        transport=httpx.MockTransport(sim_router(sim, app=app).async_handler),
         **options,
     )
 

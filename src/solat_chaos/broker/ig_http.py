@@ -38,7 +38,9 @@ Port errors become IG-style answers:
 An open over HTTP is two requests (POST, then GET /confirms). The confirm that
 `open_position`/`close_position` produced is handed to the first GET /confirms for that
 reference as is; later GETs go through the `confirm` port method and its seams. So the HTTP view
-consumes exactly the seams the direct view does.
+consumes exactly the seams the direct view does. An order that executed under
+`sim.fail_next(CONFIRM, error, after_order=True)` has its POST answered and that first GET
+answered with `error` (as in the table below).
 
 In-process seams: `SimASGITransport(app)` (an `httpx.ASGITransport`, the seam the harness uses)
 and `sim_router(sim, base_url)` (a `respx.MockRouter` whose catch-all route "ig-sim" forwards to
@@ -162,6 +164,7 @@ class IGHttpState:
         self.logins = 0
         self._token_counter = 0
         self._undelivered: dict[str, DealConfirm] = {}
+        self._lost_confirms: dict[str, BrokerError] = {}  # ref -> what its GET /confirms gets
 
     # -------------------------------------------------------------- test hooks
 
@@ -634,7 +637,12 @@ class IGHttpState:
                 opening = OpenOrder(ref, body.get("epic"), body.get("direction"), body.get("size"))
                 confirm = await self.sim.open_position(opening)
         except BrokerError as error:
-            return self._port_error(request, error, trading=True)
+            lost = self.sim.take_lost_confirm(ref) if isinstance(ref, str) else None
+            if lost is None:
+                return self._port_error(request, error, trading=True)
+            # The order executed; the confirm poll that follows is the request that fails.
+            self._lost_confirms[ref] = lost
+            return _json(200, {"dealReference": ref})
         self._undelivered[confirm.deal_reference] = confirm
         return _json(200, {"dealReference": confirm.deal_reference})
 
@@ -643,6 +651,9 @@ class IGHttpState:
         if refused is not None:
             return refused
         ref = request.path_params["deal_reference"]
+        lost = self._lost_confirms.pop(ref, None)
+        if lost is not None:
+            return self._port_error(request, lost, trading=False)
         confirm = self._undelivered.pop(ref, None)
         if confirm is None:
             try:

@@ -37,6 +37,13 @@ Port methods are named by `OPEN_POSITION`, `CLOSE_POSITION`, `CONFIRM`, `POSITIO
 - `fail_next(method, error, after_execute=False, count=1)`: the next `count` calls of `method`
   raise `error` (a port error). `after_execute=True` executes first and then raises: "executed
   but the response was lost". Bound to a call when it arrives.
+- `fail_next(CONFIRM, error, after_order=True, count=1)`: the confirm poll that follows each of
+  the next `count` orders (open or close, bound to an order that arrives with no other fault
+  armed) fails with `error`, after the order executed. Called directly, the order's port method
+  raises what a correct adapter reports then: `error` if a BrokerTimeout or
+  BrokerProtocolError, else BrokerTimeout (the order was sent: its outcome is unknown). Over
+  HTTP (`ig_http`) the order's POST is answered and the GET /confirms after it fails with
+  `error`: the app asks `take_lost_confirm(ref)` when the order raises.
 - `hold(method, count=None)` / `unhold(method)`: calls of `method` that arrive while a hold is
   armed wait unanswered and appear in `pending`. `release(i)` executes the i-th pending request
   now and answers it; `time_out(i, executed=...)` answers it with BrokerTimeout, having executed
@@ -76,6 +83,7 @@ from solat_chaos.engine.broker import (
     BrokerActivity,
     BrokerError,
     BrokerPosition,
+    BrokerProtocolError,
     BrokerRejected,
     BrokerTimeout,
     CloseOrder,
@@ -244,6 +252,7 @@ class _Call:
     request: BrokerRequest
     arg: Any
     fault: _Fault | None
+    confirm_fault: BrokerError | None = None  # the confirm poll after this order fails
 
 
 @attrs.frozen
@@ -314,6 +323,10 @@ class SimBroker:
         self._stale: deque[tuple[BrokerPosition, ...]] = deque()
         self._duplicates: dict[str, deque[str | None]] = {m: deque() for m in PORT_METHODS}
         self._held: list[_Held] = []
+        self._confirm_poll_faults: deque[BrokerError] = deque()
+        # Orders that executed but whose confirm poll failed, by deal reference, until the
+        # HTTP app takes them (a direct caller never does: it had the error raised).
+        self._lost_confirms: dict[str, BrokerError] = {}
 
     # ------------------------------------------------------------------ reading the truth
 
@@ -696,6 +709,9 @@ class SimBroker:
         with self._lock:
             faults = self._faults[kind]
             fault = faults.popleft() if faults else None
+            confirm_fault = None
+            if fault is None and kind in ORDER_METHODS and self._confirm_poll_faults:
+                confirm_fault = self._confirm_poll_faults.popleft()
             held = self._take_hold(kind)
             notes = []
             if held:
@@ -703,6 +719,8 @@ class SimBroker:
             if fault is not None:
                 when = "after execute" if fault.after_execute else "before execute"
                 notes.append(f"{type(fault.error).__name__} {when}")
+            if confirm_fault is not None:
+                notes.append(f"{type(confirm_fault).__name__} in the confirm poll")
             request = BrokerRequest(
                 seq=len(self._requests) + 1,
                 kind=kind,
@@ -711,7 +729,7 @@ class SimBroker:
                 **fields,
             )
             self._requests.append(request)
-            call = _Call(request, arg, fault)
+            call = _Call(request, arg, fault, confirm_fault)
             if not held:
                 return call, None
             pending = PendingRequest(
@@ -737,6 +755,9 @@ class SimBroker:
                 return _Outcome(error=error)
             if fault is not None:
                 return _Outcome(error=fault.error)
+            if call.confirm_fault is not None:
+                self._lost_confirms[value.deal_reference] = call.confirm_fault
+                return _Outcome(error=_as_reported_after_order(call.confirm_fault))
             return _Outcome(value=value)
 
     def _answer(self, call: _Call) -> Any:
@@ -787,15 +808,33 @@ class SimBroker:
         error: BrokerError,
         *,
         after_execute: bool = False,
+        after_order: bool = False,
         count: int = 1,
     ) -> None:
         """The next `count` calls of `method` raise `error`; with `after_execute=True` the
-        request executes first ("executed but the response was lost")."""
+        request executes first ("executed but the response was lost"). With
+        `after_order=True` (method CONFIRM only) the confirm polls that follow the next
+        `count` orders fail instead (see the module docstring)."""
         _check_method(method)
         if not isinstance(error, BrokerError):
             raise TypeError(f"fail_next takes a port error (BrokerError), not {error!r}")
+        if after_order and (method != CONFIRM or after_execute):
+            raise ValueError(
+                f"after_order fails the confirm poll after an order: method {CONFIRM!r} "
+                f"without after_execute, not {method!r}"
+                + (" with after_execute" if after_execute else "")
+            )
         with self._lock:
-            self._faults[method].extend([_Fault(error, after_execute)] * _count(count))
+            if after_order:
+                self._confirm_poll_faults.extend([error] * _count(count))
+            else:
+                self._faults[method].extend([_Fault(error, after_execute)] * _count(count))
+
+    def take_lost_confirm(self, deal_reference: str) -> BrokerError | None:
+        """The error the confirm poll after order `deal_reference` is to fail with, if that
+        order executed under `fail_next(CONFIRM, ..., after_order=True)`; once."""
+        with self._lock:
+            return self._lost_confirms.pop(deal_reference, None)
 
     def hold(self, method: str, count: int | None = None) -> None:
         """Hold the next `count` calls of `method` (all of them until `unhold` if None)."""
@@ -871,6 +910,7 @@ class SimBroker:
         *(f"broker:partial_fill:{m}" for m in ORDER_METHODS),
         "broker:stale_positions",
         *(f"broker:duplicate_deal_id:{m}" for m in DUPLICATE_METHODS),
+        "broker:confirm_poll_fails",
     )
 
     def armed_faults(self) -> set[str]:
@@ -888,6 +928,8 @@ class SimBroker:
             armed.update(f"broker:duplicate_deal_id:{m}" for m, q in self._duplicates.items() if q)
             if self._stale:
                 armed.add("broker:stale_positions")
+            if self._confirm_poll_faults:
+                armed.add("broker:confirm_poll_fails")
             return armed
 
     def heal(self) -> None:
@@ -895,6 +937,7 @@ class SimBroker:
         with self._lock:
             for queue in (*self._faults.values(), *self._fractions.values()):
                 queue.clear()
+            self._confirm_poll_faults.clear()
             for queue in self._duplicates.values():
                 queue.clear()
             self._holds.clear()
@@ -928,6 +971,14 @@ class SimBroker:
             wanted = others[-1]
         queue.popleft()
         return attrs.evolve(confirm, deal_id=wanted)
+
+
+def _as_reported_after_order(error: BrokerError) -> BrokerError:
+    """What the port reports when an order executed and its confirm poll failed with
+    `error`: the order was sent, so only "outcome unknown" or "unreadable" is true."""
+    if isinstance(error, (BrokerTimeout, BrokerProtocolError)):
+        return error
+    return BrokerTimeout(f"sim: the order executed; its confirm poll failed: {error}")
 
 
 def _opposite(direction: str) -> str:

@@ -30,6 +30,8 @@ Schema (version 1; every key always present):
 | engine_adapter      | process machines only: "module:Class" of the engine adapter the    |
 |                     | example ran against (replay uses it); null for the in-process ones |
 |                     | (and absent from artifacts written before it existed)              |
+| broker_view         | the broker view the example ran in (`model.views`: "sim", "rest"); |
+|                     | replay uses it. Absent from older artifacts: "sim"                 |
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import attrs
 
 import solat_chaos
 from solat_chaos.model.runner import Failure
+from solat_chaos.model.views import SIM
 
 SCHEMA = 1
 
@@ -76,6 +79,7 @@ class Artifact:
     created_at: str
     schema: int = SCHEMA
     engine_adapter: str | None = None
+    broker_view: str = SIM
 
     @classmethod
     def of(
@@ -87,6 +91,7 @@ class Artifact:
         seed: int | None,
         profile: str,
         stateful_step_count: int,
+        broker_view: str = SIM,
     ) -> Artifact:
         return cls(
             invariant=failure.invariant,
@@ -109,11 +114,16 @@ class Artifact:
             traceback=failure.traceback,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             engine_adapter=_adapter_of(machine_cls),
+            broker_view=broker_view,
         )
 
     @property
     def file_name(self) -> str:
-        digest = hashlib.sha256(f"{self.machine_class}\0{self.invariant}\0{self.steps}".encode())
+        # The view only when it is not the default, so sim-view names stay what they were.
+        view = "" if self.broker_view == SIM else f"\0{self.broker_view}"
+        digest = hashlib.sha256(
+            f"{self.machine_class}\0{self.invariant}\0{self.steps}{view}".encode()
+        )
         return f"{self.invariant}-{digest.hexdigest()[:12]}.json"
 
 
@@ -151,7 +161,7 @@ def read(path: str | os.PathLike[str]) -> Artifact:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ArtifactError(f"{path}: not a solat-chaos failure artifact (schema {SCHEMA})")
     fields = {field.name for field in attrs.fields(Artifact)}
-    optional = {"engine_adapter"}
+    optional = {"engine_adapter", "broker_view"}
     missing = sorted(fields - optional - data.keys())
     if missing:
         raise ArtifactError(f"{path}: missing {', '.join(missing)}")

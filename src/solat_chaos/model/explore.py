@@ -23,6 +23,10 @@ same examples; after a failure, which batches of that machine still ran can depe
 differ a little, since Hypothesis also draws on constants found in the modules a process has
 loaded.)
 
+Every batch runs its machine in the run's broker view (`options.broker_view`, `model.views`):
+the engine's broker port is the SimBroker ("sim") or the IG REST adapter over HTTP onto it
+("rest"); artifacts record the view, and replay uses it.
+
 A batch runs the machine with the profile's step budget on the shared example database, with
 Hypothesis' state machine defaults (no deadline, health checks off — as `Machine.TestCase`
 has them) and `print_blob` on. Failing examples are shrunk by Hypothesis, saved in the
@@ -59,6 +63,7 @@ from solat_chaos.model.catalogue import Machines, machine_catalogue
 from solat_chaos.model.run_record import RunRecord, run_store_for
 from solat_chaos.model.runner import FailureWatch, run_machine
 from solat_chaos.model.stats import STATS
+from solat_chaos.model.views import SIM, check_view
 
 # Small, so that every machine has its first batch soon: a bug only one machine can reach is
 # found that much sooner (each batch is a Hypothesis run of its own, a few ms to start).
@@ -85,6 +90,7 @@ class ExploreOptions:
     record: bool = True  # store a run record beside the examples (model.run_record)
     keep_going: bool = False  # after a failure, run the other machines' batches too
     shrink_seconds: float | None = SHRINK_SECONDS  # a failure's shrink; None: Hypothesis' 5 min
+    broker_view: str = SIM  # how the engine's broker port reaches the sim (model.views)
 
 
 @attrs.frozen
@@ -163,6 +169,7 @@ class ExploreReport:
     # None when none failed.
     first_failure_seconds: float | None = None
     record: RunRecord | None = None  # what was stored, when options.record
+    broker_view: str = SIM
 
     @property
     def ok(self) -> bool:
@@ -263,7 +270,7 @@ def explore(
 ) -> ExploreReport:
     """Run the plan of `options` and report. Raises before running anything when a machine
     name, the profile or the database is bad (UnknownMachine, InvalidArgument, DatabaseError,
-    NoMachines)."""
+    NoMachines), or the broker view is unknown (ValueError)."""
     listener = listener or Listener()
     catalogue = machine_catalogue(machines)
     names = options.machines or tuple(catalogue)
@@ -273,11 +280,23 @@ def explore(
             f"no machine named {', '.join(map(repr, unknown))} "
             f"(machines: {', '.join(catalogue) or 'none'})"
         )
+    check_view(options.broker_view)
     profile = selected_profile(options.profile)
     database = database_from(options.database)
     per_machine = options.max_examples or Settings.get_profile(profile).max_examples
-    report = ExploreReport(profile, options.seed, {name: MachineTally(name) for name in names})
-    job = _Job(profile, options.failures_dir, options.keep_going, options.shrink_seconds)
+    report = ExploreReport(
+        profile,
+        options.seed,
+        {name: MachineTally(name) for name in names},
+        broker_view=options.broker_view,
+    )
+    job = _Job(
+        profile,
+        options.failures_dir,
+        options.keep_going,
+        options.shrink_seconds,
+        options.broker_view,
+    )
     begun = time.monotonic()
     plan = Plan(
         names,
@@ -325,6 +344,7 @@ class _Job:
     failures_dir: Path
     keep_going: bool = False
     shrink_seconds: float | None = None
+    broker_view: str = SIM
 
     def run(self, batch: Batch, machine_cls: type, database: ExampleDatabase) -> BatchResult:
         profile = Settings.get_profile(self.profile)
@@ -347,7 +367,9 @@ class _Job:
         error = None
         watch = FailureWatch(shrink_seconds=self.shrink_seconds)
         try:
-            failures = run_machine(machine_cls, settings, seed=batch.seed, watch=watch)
+            failures = run_machine(
+                machine_cls, settings, seed=batch.seed, broker_view=self.broker_view, watch=watch
+            )
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         else:
@@ -359,6 +381,7 @@ class _Job:
                     seed=batch.seed,
                     profile=self.profile,
                     stateful_step_count=settings.stateful_step_count,
+                    broker_view=self.broker_view,
                 )
                 path = artifacts.write(artifact, self.failures_dir)
                 found.append(FoundFailure(failure.invariant, failure.evidence, path))

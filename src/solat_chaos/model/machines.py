@@ -40,6 +40,7 @@ from solat_chaos.engine.router import OrderIntent, OrderResult, OrderStatus
 from solat_chaos.engine.stream import StreamState
 from solat_chaos.model import invariants
 from solat_chaos.model.stats import STATS
+from solat_chaos.model.views import SIM
 from solat_chaos.model.world import KILL_SWITCH_PATH, MODEL_CONFIG, World
 
 EPICS = sorted(DEFAULT_EPICS)
@@ -56,6 +57,8 @@ ERRORS_BEFORE = {
     "malformed": lambda: BrokerProtocolError("sim: malformed answer", field="dealStatus"),
 }
 ERRORS_AFTER = ("timeout", "malformed")
+CONFIRM_POLL = "confirm_poll"  # not a port method: the confirm poll after the next order
+SESSION_EXPIRED = "session_expired"
 
 
 def _count(rule_name: str) -> None:
@@ -69,11 +72,13 @@ class ChaosMachine(RuleBasedStateMachine):
     tier: int | None = None  # the chaos tier a machine is about; None: every tier
     # Whether the engine consumes a trade stream (the machines with the stream rules).
     with_stream = False
+    # How the engine's broker port reaches the sim (model.views); set per run.
+    broker_view = SIM
 
     def __init__(self) -> None:
         super().__init__()
         STATS.examples += 1
-        self.world = World(MODEL_CONFIG, with_stream=self.with_stream)
+        self.world = World(MODEL_CONFIG, with_stream=self.with_stream, broker_view=self.broker_view)
         STATS.watch(self.world)
         self._seen_deals: set[str] = set()
         self._last_reconcile = None
@@ -250,21 +255,32 @@ class BrokerRules:
 
     @rule(
         method=st.sampled_from(PORT_METHODS),
-        error=st.sampled_from(sorted(ERRORS_BEFORE)),
+        error=st.sampled_from([*sorted(ERRORS_BEFORE), SESSION_EXPIRED]),
         count=st.integers(1, 3),
     )
     def broker_fails_next(self, method, error, count):
-        """The next calls fail before the broker executes them."""
+        """The next calls fail before the broker executes them. Or IG drops every session
+        token: over REST the adapter's next call is refused (401) and it must log in again
+        and retry; the sim port has no session, so nothing happens there."""
         _count("broker_fails_next")
-        self.world.sim.fail_next(method, ERRORS_BEFORE[error](), count=count)
+        if error == SESSION_EXPIRED:
+            self.world.expire_broker_sessions()
+        else:
+            self.world.sim.fail_next(method, ERRORS_BEFORE[error](), count=count)
 
     @rule(
-        method=st.sampled_from(["open_position", "close_position"]),
+        method=st.sampled_from(["open_position", "close_position", CONFIRM_POLL]),
         error=st.sampled_from(ERRORS_AFTER),
     )
     def broker_executes_but_the_answer_is_lost(self, method, error):
+        """An order executes and its answer is lost; or (CONFIRM_POLL) the next order
+        executes and the confirm poll after it fails: over REST the GET /confirms after a
+        successful POST, on the sim port the same lost answer."""
         _count("broker_executes_but_the_answer_is_lost")
-        self.world.sim.fail_next(method, ERRORS_BEFORE[error](), after_execute=True)
+        if method == CONFIRM_POLL:
+            self.world.sim.fail_next("confirm", ERRORS_BEFORE[error](), after_order=True)
+        else:
+            self.world.sim.fail_next(method, ERRORS_BEFORE[error](), after_execute=True)
 
     @rule(
         method=st.sampled_from(["open_position", "close_position"]),

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 from solat_chaos.model.artifacts import Artifact
+from solat_chaos.model.views import SIM
 
 _FIRST_STEP = "state = "
 
@@ -46,6 +47,7 @@ def regression_test_source(artifact: Artifact, source: str | os.PathLike[str] | 
             f"commit: {artifact.git_commit or 'unknown'}",
             f"profile: {artifact.profile}",
             f"machine: {artifact.machine_class}",
+            f"broker view: {artifact.broker_view}",
             f"found: {artifact.created_at} by solat_chaos {artifact.solat_chaos_version}",
             *([f"artifact: {source}"] if source is not None else []),
             "",
@@ -56,12 +58,21 @@ def regression_test_source(artifact: Artifact, source: str | os.PathLike[str] | 
         ]
     )
     docstring = docstring.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    imports = f"from {module} import {class_name}\n"
+    body = textwrap.indent(steps, "    ")
+    if artifact.broker_view != SIM:
+        # The steps mean what they meant only in the broker view they ran in.
+        imports += "from solat_chaos.model.views import in_broker_view\n"
+        body = (
+            f"    with in_broker_view({class_name}, {artifact.broker_view!r}):\n"
+            f"{textwrap.indent(steps, '        ')}"
+        )
     return (
         f'"""{docstring}\n"""\n\n'
         "from math import inf, nan  # noqa: F401  (the steps may name them)\n\n"
-        f"from {module} import {class_name}\n\n\n"
+        f"{imports}\n\n"
         f"def test_{name}() -> None:\n"
-        f"{textwrap.indent(steps, '    ')}\n"
+        f"{body}\n"
     )
 
 

@@ -79,7 +79,12 @@ def replay(artifact: Artifact, machines: Machines | None = None) -> ReplayResult
     )
     try:
         blob = _then_stop(artifact.reproduce_blob)
-        failures = run_machine(machine_cls, settings, reproduce=(artifact.hypothesis_version, blob))
+        failures = run_machine(
+            machine_cls,
+            settings,
+            reproduce=(artifact.hypothesis_version, blob),
+            broker_view=artifact.broker_view,
+        )
     except InvalidArgument as exc:
         return ReplayResult(CANNOT_REPLAY, f"the reproduce blob is unusable: {exc}", warnings)
     except DidNotReproduce as exc:

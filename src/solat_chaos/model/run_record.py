@@ -10,7 +10,7 @@ Schema (version 1):
 | key                 | value                                                              |
 |---------------------|--------------------------------------------------------------------|
 | schema              | 1                                                                  |
-| run_id              | `<created_at as 20261202T004835Z>-<seed>`; records sort by it      |
+| run_id              | `<created_at as 20261202T004835Z>-<seed>[-<broker view>]`; sorted by |
 | created_at          | UTC time the run ended, ISO 8601                                   |
 | profile, seed       | as explore ran                                                     |
 | workers, seconds    | processes used, wall time                                          |
@@ -18,6 +18,8 @@ Schema (version 1):
 | git_commit          | HEAD of the checkout (null outside one)                            |
 | solat_chaos_version | the project's version                                              |
 | fault_kinds         | every fault the machines' worlds can arm                           |
+| broker_view         | the broker view the machines ran in (`model.views`); "sim" when    |
+|                     | absent (records written before it existed)                         |
 | machines            | one object per machine, below                                      |
 
 Per machine: `name`, `tier` (the chaos tier it is about; null: all), `examples`, `steps`,
@@ -101,6 +103,7 @@ class RunRecord:
     machines: tuple[MachineRecord, ...]
     schema: int = SCHEMA
     first_failure_seconds: float | None = None  # absent from records written before it
+    broker_view: str = "sim"
 
     @classmethod
     def of(cls, report: ExploreReport, catalogue: Mapping[str, type], *, workers: int) -> RunRecord:
@@ -110,7 +113,9 @@ class RunRecord:
         )
         kinds = set().union(*(tally.fault_kinds for tally in report.tallies.values()))
         return cls(
-            run_id=f"{now:%Y%m%dT%H%M%SZ}-{report.seed}",
+            # A view other than sim is named: the sim and rest passes of one seed are two runs.
+            run_id=f"{now:%Y%m%dT%H%M%SZ}-{report.seed}"
+            + ("" if report.broker_view == "sim" else f"-{report.broker_view}"),
             created_at=now.isoformat(),
             profile=report.profile,
             seed=report.seed,
@@ -125,6 +130,7 @@ class RunRecord:
             solat_chaos_version=solat_chaos.__version__,
             fault_kinds=tuple(sorted(kinds)),
             machines=machines,
+            broker_view=report.broker_view,
         )
 
     def to_json(self) -> str:

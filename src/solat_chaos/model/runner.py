@@ -40,6 +40,7 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from solat_chaos.model.invariants import InvariantViolation, invariant_of
+from solat_chaos.model.views import SIM, in_broker_view, view_database
 
 _BLOB = re.compile(r"@reproduce_failure\('(?P<version>[^']+)', b'(?P<blob>[^']+)'\)")
 _FIRST_STEP = "state = "
@@ -74,6 +75,7 @@ def run_machine(
     seed: int | None = None,
     reproduce: tuple[str, str] | None = None,
     watch: FailureWatch | None = None,
+    broker_view: str = SIM,
 ) -> list[Failure]:
     """Run `machine_cls` once under `settings`; the failures Hypothesis reports (empty when
     every invariant held). An exception with no reproducible example in it (the run itself
@@ -81,7 +83,10 @@ def run_machine(
 
     `reproduce=(hypothesis_version, blob)` runs that one example only: any exception it raises
     is its failure; Hypothesis raises DidNotReproduce when it passes (or no longer fits the
-    machine) and InvalidArgument when `hypothesis_version` is not the installed one."""
+    machine) and InvalidArgument when `hypothesis_version` is not the installed one.
+
+    `broker_view` (`model.views`): the view the machine runs in; a view other than "sim"
+    uses the settings' database under that view's keys."""
     decorators = []
     if seed is not None:
         decorators.append(hypothesis_seed(seed))
@@ -92,8 +97,11 @@ def run_machine(
     # attaches them to the exception. Either way nothing goes to stdout.
     reported: list[str] = []
     watch = watch or FailureWatch()
+    if broker_view != SIM:
+        settings = Settings(settings, database=view_database(settings.database, broker_view))
     with (
         _decorated(machine_cls, decorators),
+        in_broker_view(machine_cls, broker_view),
         _watched(machine_cls, watch),
         with_reporter(reported.append),
     ):

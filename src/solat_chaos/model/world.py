@@ -21,6 +21,7 @@ from solat_chaos.broker.sim_stream import SimTradeStream
 from solat_chaos.chaos.sim_filesystem import SimFileSystem
 from solat_chaos.engine.broker import (
     Account,
+    Broker,
     BrokerActivity,
     BrokerPosition,
     BrokerUnavailable,
@@ -38,6 +39,7 @@ from solat_chaos.engine.risk import RiskLimits
 from solat_chaos.engine.snapshots import SNAPSHOT_FILE
 from solat_chaos.engine.stream import StreamState
 from solat_chaos.model.reference import Reference
+from solat_chaos.model.views import REST, SIM, check_view
 
 DATA_DIR = "/srv/solat"
 LEDGER_PATH = f"{DATA_DIR}/{LEDGER_FILE}"
@@ -113,15 +115,24 @@ class ProcessFileSystem:
 
 class ProcessBroker:
     """The engine's broker port for one process lifetime, and the model's eyes on it: it
-    tells the reference model the instant an order reaches the broker and what came back."""
+    tells the reference model the instant an order reaches the broker and what came back.
+    `port` is how the calls reach `sim`: the sim itself, or the IG REST adapter over HTTP
+    (the world's broker view); the model's eyes read `sim`, the ground truth, either way."""
 
-    def __init__(self, sim: SimBroker, world: World) -> None:
+    def __init__(self, sim: SimBroker, world: World, port: Broker) -> None:
         self._sim = sim
         self._world = world
+        self._port = port
         self.alive = True
 
     def revoke(self) -> None:
         self.alive = False
+
+    async def aclose(self) -> None:
+        """Close the adapter's HTTP client (the sim port has nothing to close)."""
+        close = getattr(self._port, "aclose", None)
+        if close is not None:
+            await close()
 
     def _check_alive(self) -> None:
         if not self.alive:
@@ -130,20 +141,20 @@ class ProcessBroker:
     async def open_position(self, order: OpenOrder) -> DealConfirm:
         self._check_alive()
         self._world.order_arrives(order)
-        return self._answered(await self._sim.open_position(order))
+        return self._answered(await self._port.open_position(order))
 
     async def close_position(self, order: CloseOrder) -> DealConfirm:
         self._check_alive()
         self._world.order_arrives(order)
-        return self._answered(await self._sim.close_position(order))
+        return self._answered(await self._port.close_position(order))
 
     async def confirm(self, deal_reference: str) -> DealConfirm | None:
         self._check_alive()
-        return self._answered(await self._sim.confirm(deal_reference))
+        return self._answered(await self._port.confirm(deal_reference))
 
     async def positions(self) -> list[BrokerPosition]:
         self._check_alive()
-        answer = await self._sim.positions()
+        answer = await self._port.positions()
         if _sizes(answer) != _sizes(self._sim.snapshot_positions()):
             self._world.reference.stale_positions_served += 1
             self._world.reference.book_may_lag_because("the broker served a stale positions list")
@@ -153,18 +164,20 @@ class ProcessBroker:
         self._check_alive()
         # A fetch reflects every fill the book held when it was asked for.
         book_version = self._world.engine.journal.book.version
-        account = await self._sim.account()
+        account = await self._port.account()
         self._world.reference.balance_fetched(book_version, self._world.clock.monotonic())
         return self._answered(account)
 
     async def activity(self, since: float) -> list[BrokerActivity]:
         self._check_alive()
-        return self._answered(await self._sim.activity(since))
+        return self._answered(await self._port.activity(since))
 
     def _answered(self, answer: Any) -> Any:
         reference = self._world.reference
         reference.broker_answered(self._world.clock.monotonic())
-        if isinstance(answer, DealConfirm):
+        # Only an answer naming a deal can name the wrong one: a REJECTED answer for a deal
+        # the broker executed is the port's lie, for OUTCOME_TRUTHFUL to judge.
+        if isinstance(answer, DealConfirm) and answer.deal_id is not None:
             truth = self._sim.lookup_confirm(answer.deal_reference)
             if truth is not None and truth.deal_id != answer.deal_id:
                 reference.deal_misattributed(
@@ -185,14 +198,25 @@ class TaskRecord:
 
 class World:
     """`with_stream`: the engine consumes the SimBroker's trade stream (`stream`), which the
-    world pumps whenever it settles and which keeps alive while time passes (`advance`)."""
+    world pumps whenever it settles and which keeps alive while time passes (`advance`).
+    `broker_view` (`model.views`): "sim", the engine's broker port is the SimBroker; "rest",
+    it is the IG REST adapter over HTTP onto IG's dialect around the same SimBroker, a fresh
+    adapter (logged out) for each process and one IG app (its sessions) for the world."""
 
-    def __init__(self, config: EngineConfig = MODEL_CONFIG, *, with_stream: bool = False) -> None:
+    def __init__(
+        self,
+        config: EngineConfig = MODEL_CONFIG,
+        *,
+        with_stream: bool = False,
+        broker_view: str = SIM,
+    ) -> None:
         self.config = config
         self.disk = SimFileSystem()
         self.disk.makedirs(DATA_DIR)
         self.clock = SimClock()
         self.sim = SimBroker(clock=self.clock)
+        self.broker_view = check_view(broker_view)
+        self.ig_app = _ig_app(self.sim) if broker_view == REST else None
         self.stream = SimTradeStream(self.sim, self.clock) if with_stream else None
         self.reference = Reference(config)
         self.loop = _CountingLoop()
@@ -211,7 +235,7 @@ class World:
 
     def _open_engine(self) -> Engine:
         self.fs = ProcessFileSystem(self.disk, self)
-        self.port = ProcessBroker(self.sim, self)
+        self.port = ProcessBroker(self.sim, self, self._broker_port())
         engine = Engine.open(
             DATA_DIR,
             self.port,
@@ -222,6 +246,14 @@ class World:
         )
         self.reference.process_started(engine, disk_sound=self.disk_sound())
         return engine
+
+    def _broker_port(self) -> Broker:
+        if self.ig_app is None:
+            return self.sim
+        from solat_chaos.broker.harness import ig_rest_view
+
+        # The adapter's only wait (between confirm polls) is on the world's clock, and zero.
+        return ig_rest_view(self.sim, app=self.ig_app, sleep=self.clock.sleep)
 
     def crash_and_restart(self, torn_bytes: int) -> bytes:
         """Drop the engine like a killed process: its in-flight tasks die with it, the disk
@@ -235,6 +267,7 @@ class World:
         for record in orphans:
             record.task.cancel()
         self.settle()
+        self.loop.run_until_complete(self.port.aclose())
         self.tasks.clear()
         self.reference.process_died(
             orphaned=bool(orphans or self.sim.pending or self.engine.journal.pending)
@@ -293,6 +326,7 @@ class World:
         for record in self.running():
             record.task.cancel()
         self.settle()
+        self.loop.run_until_complete(self.port.aclose())
         self.loop.close()
 
     # -- the broker ----------------------------------------------------------------------
@@ -321,6 +355,12 @@ class World:
     def past_grace(self, sent_at: float | None) -> bool:
         """Whether a request sent at `sent_at` can no longer reach the broker."""
         return self.clock.now() - (sent_at or 0.0) >= self.config.in_doubt_grace
+
+    def expire_broker_sessions(self) -> None:
+        """IG invalidates every session token (the rest view; the sim port has none): the
+        adapter's next call is refused with a 401 and must log in again."""
+        if self.ig_app is not None:
+            self.ig_app.state.ig.expire_sessions()
 
     def close_externally(self, deal_id: str, fraction: float) -> None:
         position = next((p for p in self.sim.snapshot_positions() if p.deal_id == deal_id), None)
@@ -478,6 +518,13 @@ class World:
             return isinstance(json.loads(data)["snapshots"], list)
         except (ValueError, KeyError, TypeError):
             return False
+
+
+def _ig_app(sim: SimBroker) -> Any:
+    # Imported only for the rest view: the web stack is no part of a sim-view run.
+    from solat_chaos.broker.ig_http import create_app
+
+    return create_app(sim)
 
 
 def _lines_with_offsets(data: bytes) -> list[tuple[int, bytes]]:
