@@ -51,7 +51,8 @@ def test_the_unmodified_engine_holds_every_invariant() -> None:
     """The ci smoke: a few examples of every rule against `solat-chaos serve`."""
     STATS.reset()
     run_state_machine_as_test(ProcessMachine, settings=SMOKE)
-    assert STATS.examples == SMOKE.max_examples
+    # Hypothesis also starts examples it gives up on (no rule enabled in one): not counted.
+    assert STATS.examples >= SMOKE.max_examples
     assert STATS.rules["kill_and_restart"] + STATS.rules["process_pauses"] > 0
 
 

@@ -11,24 +11,34 @@ A failure is an exception carrying the `@reproduce_failure` line Hypothesis adds
 `print_blob` is on; it becomes a `Failure` with the invariant name, the evidence, the blob and
 the shrunk steps as the code Hypothesis printed. Any other exception (a broken machine
 definition, an unreachable database, ...) propagates: nothing was checked. Nothing is printed.
+
+A failure Hypothesis cannot run again the same way ends the run with a `Flaky` error: the
+example failed, then its replay (shrinking, or the final run) drew differently
+(FlakyStrategyDefinition) or did not fail (FlakyFailure). Its evidence would be lost, so
+`run_machine` watches every example as it ends and keeps the first that failed, before
+Hypothesis shrinks or replays it; a Flaky error then becomes a `Failure` marked
+`not_reproducible`, carrying what that first run saw (and the rules it ran, in order).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import attrs
+import hypothesis
 from hypothesis import reproduce_failure as hypothesis_reproduce_failure
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as Settings
-from hypothesis.errors import DidNotReproduce, Flaky, InvalidArgument
+from hypothesis.errors import DidNotReproduce, Flaky, HypothesisException, InvalidArgument
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from solat_chaos.model.invariants import InvariantViolation, invariant_of
+from solat_chaos.model.stats import STATS
 
 _BLOB = re.compile(r"@reproduce_failure\('(?P<version>[^']+)', b'(?P<blob>[^']+)'\)")
 _FIRST_STEP = "state = "
@@ -46,6 +56,9 @@ class Failure:
     blob: str  # what @reproduce_failure(hypothesis_version, blob) needs, as ASCII
     steps: str  # the example as Python code, one statement a line
     traceback: str
+    # Why Hypothesis could not run the example again the same way (its Flaky error), or None.
+    # When set, the evidence is what the first failing run saw, and `blob` may be empty.
+    not_reproducible: str | None = None
 
 
 def run_machine(
@@ -71,7 +84,10 @@ def run_machine(
     # Hypothesis prints the steps of a reproduced example through its reporter; elsewhere it
     # attaches them to the exception. Either way nothing goes to stdout.
     reported: list[str] = []
-    with _decorated(machine_cls, decorators), with_reporter(reported.append):
+    first = FirstFailure()
+    if reproduce is None:
+        decorators.append(first.watch)
+    with _decorated(machine_cls, decorators), with_reporter(reported.append), first.trail():
         try:
             run_state_machine_as_test(machine_cls, settings=settings)
         except (DidNotReproduce, InvalidArgument):
@@ -79,7 +95,7 @@ def run_machine(
         except Exception as exc:
             if reproduce is not None:
                 return [_failure(exc, *reproduce, steps_of(reported))]
-            failures = failures_of(exc)
+            failures = failures_of(exc) or first.failures(exc)
             if not failures:
                 raise
             return failures
@@ -95,7 +111,10 @@ def failures_of(error: BaseException) -> list[Failure]:
     found = next(filter(None, map(_BLOB.search, notes)), None)
     if found is None:
         return []
-    return [_failure(error, found["version"], found["blob"], steps_of(notes))]
+    failure = _failure(error, found["version"], found["blob"], steps_of(notes))
+    if isinstance(error, Flaky):
+        failure = attrs.evolve(failure, not_reproducible=_why_flaky(error))
+    return [failure]
 
 
 def steps_of(lines: list[str]) -> str:
@@ -120,6 +139,81 @@ def _failure(error: BaseException, version: str, blob: str, steps: str) -> Failu
         steps=steps,
         traceback="".join(traceback.format_exception(error)),
     )
+
+
+class FirstFailure:
+    """The first example of a run that failed, as it failed: kept before Hypothesis shrinks
+    or replays it, so a failure it then finds flaky still leaves its evidence."""
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+        self.rules: tuple[str, ...] = ()
+
+    def watch(self, machine_cls: type[RuleBasedStateMachine]) -> None:
+        """Wrap the class's teardown (for the duration of `_decorated`). Hypothesis calls it
+        at the end of every example, in a `finally`: an exception a rule or an invariant
+        raised is the one propagating through it (sys.exc_info), and its own is raised in it."""
+        teardown = machine_cls.teardown
+        first = self
+
+        def watched_teardown(machine: RuleBasedStateMachine) -> None:
+            propagating = sys.exc_info()[1]
+            try:
+                teardown(machine)
+            except Exception as exc:
+                first._saw(exc)
+                raise
+            else:
+                first._saw(propagating)
+            finally:
+                if STATS.trail is not None:
+                    STATS.trail.clear()  # the next example's rules start afresh
+
+        machine_cls.teardown = watched_teardown  # type: ignore[method-assign]
+
+    @contextmanager
+    def trail(self) -> Iterator[None]:
+        """Have the machines' steps (`STATS.ran`) record the rules each example runs."""
+        STATS.trail = []
+        try:
+            yield
+        finally:
+            STATS.trail = None
+
+    def _saw(self, error: BaseException | None) -> None:
+        # Hypothesis' own exceptions (StopTest, a flaky draw, ...) end examples that did not
+        # fail; neither do those that ran clean.
+        if self.error is not None or not isinstance(error, Exception):
+            return
+        if isinstance(error, HypothesisException):
+            return
+        self.error = error
+        self.rules = tuple(STATS.trail or ())
+
+    def failures(self, flaky: Exception) -> list[Failure]:
+        """The first failure seen, when Hypothesis ended the run with `flaky`, a Flaky error;
+        else none."""
+        if self.error is None or not isinstance(flaky, Flaky):
+            return []
+        first = _failure(self.error, hypothesis.__version__, "", self._steps())
+        replayed = "".join(traceback.format_exception(flaky))
+        return [
+            attrs.evolve(
+                first,
+                not_reproducible=_why_flaky(flaky),
+                traceback=f"{first.traceback}\nThen, running the example again:\n{replayed}",
+            )
+        ]
+
+    def _steps(self) -> str:
+        lines = ["# The rules the first failing run ran, in order (their arguments unrecorded):"]
+        return "\n".join([*lines, *(f"# {rule}" for rule in self.rules)])
+
+
+def _why_flaky(error: BaseException) -> str:
+    """One line: the Flaky error's type and the first line of its message."""
+    message = str(error.message if isinstance(error, BaseExceptionGroup) else error)
+    return f"{type(error).__name__}: {message.strip().splitlines()[0] if message else ''}"
 
 
 def _evidence(error: BaseException) -> str:
