@@ -148,6 +148,8 @@ class FirstFailure:
     def __init__(self) -> None:
         self.error: Exception | None = None
         self.rules: tuple[str, ...] = ()
+        # An exception the caller is handling as the run starts is no example's.
+        self._callers = sys.exc_info()[1]
 
     def watch(self, machine_cls: type[RuleBasedStateMachine]) -> None:
         """Wrap the class's teardown (for the duration of `_decorated`). Hypothesis calls it
@@ -164,7 +166,8 @@ class FirstFailure:
                 first._saw(exc)
                 raise
             else:
-                first._saw(propagating)
+                if propagating is not first._callers:
+                    first._saw(propagating)
             finally:
                 if STATS.trail is not None:
                     STATS.trail.clear()  # the next example's rules start afresh
