@@ -11,17 +11,20 @@ from pathlib import Path
 
 import hypothesis
 import pytest
+from hypothesis.errors import FlakyStrategyDefinition
 
 import solat_chaos
 from solat_chaos import cli
 from solat_chaos.model import artifacts
 from solat_chaos.model.explore import BATCH_EXAMPLES, ExploreOptions, Plan, explore
-from solat_chaos.model.invariants import RISK_LIMITS
+from solat_chaos.model.invariants import RISK_LIMITS, STREAM_GAPLESS, InvariantViolation
+from solat_chaos.model.runner import FirstFailure
 from tests.unit import toy_machines
 from tests.unit.toy_machines import (
     TOY_MACHINES,
     ToyBankMachine,
     ToyDriftingMachine,
+    ToyQueueMachine,
     plant_overdraft_bug,
 )
 
@@ -123,6 +126,31 @@ def test_a_failure_hypothesis_cannot_replay_leaves_its_evidence(
 
     assert cli.main(["replay", str(path)], machines=drifting) == cli.CANNOT_RUN
     assert "was not reproducible when it was found" in capsys.readouterr().out
+
+
+def test_the_first_failure_is_the_first_example_that_raised() -> None:
+    """Seen as each example's teardown runs: an exception propagating through it, not one
+    the caller of the run is handling; then reported for a bare FlakyStrategyDefinition."""
+
+    class Watched(ToyQueueMachine):
+        pass
+
+    try:
+        raise KeyError("the caller's own")
+    except KeyError:
+        first = FirstFailure()
+        first.watch(Watched)
+        Watched().teardown()  # an example that ran clean
+    assert first.failures(FlakyStrategyDefinition("drew differently")) == []
+    with pytest.raises(InvariantViolation):
+        try:
+            raise InvariantViolation(STREAM_GAPLESS, "received [1]")
+        finally:
+            Watched().teardown()
+    assert first.failures(ValueError("not a Flaky error")) == []
+    (failure,) = first.failures(FlakyStrategyDefinition("drew differently"))
+    assert (failure.invariant, failure.evidence) == (STREAM_GAPLESS, "received [1]")
+    assert failure.not_reproducible == "FlakyStrategyDefinition: drew differently"
 
 
 def test_a_run_record_says_which_failures_are_not_reproducible(tmp_path: Path) -> None:
