@@ -16,7 +16,9 @@ configure), shows a progress bar on stderr and ends with a verdict table on stdo
 machine the examples, steps and invariant checks run and the failures found, each with its
 artifact's replay command. Exit status: 0 when every invariant held, 1 when a failure was
 found, 2 when it could not run (bad option, profile, machine name or database, or a machine
-that broke without a reproducible example). It stops at the first failure: no further
+that broke without a failing example). A failure Hypothesis could not run again the same way
+(a Flaky error) still counts: it is listed as NOT REPRODUCIBLE with its evidence and the
+artifact that keeps what its first run saw. Explore stops at the first failure: no further
 batch starts, and the failure is shrunk for at most 20 s (`--shrink-seconds`);
 `--keep-going` runs every other machine's batches too, and looks on for more failures.
 
@@ -82,6 +84,7 @@ from solat_chaos.model.explore import (
     BatchResult,
     ExploreOptions,
     ExploreReport,
+    FoundFailure,
     Listener,
     UnknownMachine,
     explore,
@@ -399,8 +402,9 @@ class _Progress(Listener):
         self.bar.update(self.task, advance=1)
         self._describe()
         for failure in result.failures:
+            flaky = " (not reproducible)" if failure.not_reproducible else ""
             self.bar.console.print(
-                f"[red]FAILED[/] {result.batch.machine}: {failure.invariant} -> "
+                f"[red]FAILED[/] {result.batch.machine}: {failure.invariant}{flaky} -> "
                 f"{escape(str(failure.artifact))}"
             )
 
@@ -422,8 +426,7 @@ def _verdict_table(report: ExploreReport) -> Table:
     table.add_column("failures", overflow="fold")
     for tally in report.tallies.values():
         lines = [
-            f"[red]{f.invariant}[/]: {escape(replay_command(f.artifact))}"
-            for f in tally.failures.values()
+            f"[red]{f.invariant}[/]: {escape(_what_to_do(f))}" for f in tally.failures.values()
         ]
         lines += [f"[red]error[/]: {escape(error)}" for error in tally.errors]
         table.add_row(
@@ -442,10 +445,12 @@ def _print_verdict(out: Console, report: ExploreReport, options: ExploreOptions)
     for tally in report.tallies.values():
         for failure in tally.failures.values():
             out.print(
-                f"FAILED {tally.name} {failure.invariant}: {replay_command(failure.artifact)}",
+                f"FAILED {tally.name} {failure.invariant}: {_what_to_do(failure)}",
                 highlight=False,
                 soft_wrap=True,
             )
+            if failure.not_reproducible:
+                out.print(f"  evidence: {failure.evidence}", highlight=False, soft_wrap=True)
     verdict = "every invariant held" if report.ok else "invariants failed"
     if report.first_failure_seconds is not None:
         verdict += f" (first failure after {report.first_failure_seconds:.1f}s)"
@@ -455,6 +460,17 @@ def _print_verdict(out: Console, report: ExploreReport, options: ExploreOptions)
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _what_to_do(failure: FoundFailure) -> str:
+    """The replay command; for a failure Hypothesis could not run again, where its evidence
+    is and why it cannot be replayed."""
+    if failure.not_reproducible:
+        return (
+            f"NOT REPRODUCIBLE ({failure.not_reproducible}); what its first run saw is in "
+            f"{failure.artifact}"
+        )
+    return replay_command(failure.artifact)
 
 
 def _process_machines(spec: str | None, workers: int) -> Machines:

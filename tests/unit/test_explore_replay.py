@@ -11,14 +11,22 @@ from pathlib import Path
 
 import hypothesis
 import pytest
+from hypothesis.errors import FlakyStrategyDefinition
 
 import solat_chaos
 from solat_chaos import cli
 from solat_chaos.model import artifacts
 from solat_chaos.model.explore import BATCH_EXAMPLES, ExploreOptions, Plan, explore
-from solat_chaos.model.invariants import RISK_LIMITS
+from solat_chaos.model.invariants import RISK_LIMITS, STREAM_GAPLESS, InvariantViolation
+from solat_chaos.model.runner import FailureWatch, _watched
 from tests.unit import toy_machines
-from tests.unit.toy_machines import TOY_MACHINES, ToyBankMachine, plant_overdraft_bug
+from tests.unit.toy_machines import (
+    TOY_MACHINES,
+    ToyBankMachine,
+    ToyDriftingMachine,
+    ToyQueueMachine,
+    plant_overdraft_bug,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = "20251125"
@@ -89,6 +97,71 @@ def test_explore_finds_the_planted_bug_and_writes_an_artifact(
     out = capsys.readouterr().out
     assert f"solat-chaos replay {path}" in out
     assert "bank" in out and "queue" in out
+
+
+def test_a_failure_hypothesis_cannot_replay_leaves_its_evidence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hypothesis replays the failing example to shrink it, draws differently, and ends the
+    run with a Flaky error: the failure is still reported, with what its first run saw."""
+    failures = tmp_path / "failures"
+    drifting = {"drifting": ToyDriftingMachine}
+    argv = ["explore", "--seed", SEED, "--failures-dir", str(failures)]
+    assert cli.main(argv, machines=drifting) == cli.FAILED
+
+    path = the_artifact(failures)
+    data = json.loads(path.read_text())
+    assert data["invariant"] == RISK_LIMITS
+    assert data["evidence"].startswith("drifted to ")
+    assert data["not_reproducible"].startswith("Flaky")
+    assert data["reproduce_blob"] == data["reproduce_decorator"] == ""
+    assert data["steps"].splitlines()[1:] == ["# drift"]
+    # The first run's exception, then what Hypothesis raised when it ran the example again.
+    assert "InvariantViolation" in data["traceback"]
+    assert "Then, running the example again:" in data["traceback"]
+    out = capsys.readouterr().out
+    assert f"FAILED drifting {RISK_LIMITS}: NOT REPRODUCIBLE (Flaky" in out
+    assert f"evidence: {data['evidence']}" in out
+    assert f"what its first run saw is in {path}" in out
+
+    assert cli.main(["replay", str(path)], machines=drifting) == cli.CANNOT_RUN
+    assert "was not reproducible when it was found" in capsys.readouterr().out
+
+
+def test_the_first_failure_is_the_first_example_that_raised() -> None:
+    """Seen as each example's teardown runs: an exception propagating through it, not one
+    the caller of the run is handling; then reported for a bare FlakyStrategyDefinition."""
+
+    class Watched(ToyQueueMachine):
+        pass
+
+    first = FailureWatch()
+    try:
+        raise KeyError("the caller's own")
+    except KeyError:
+        with _watched(Watched, first):
+            Watched().teardown()  # an example that ran clean
+            assert first.failures(FlakyStrategyDefinition("drew differently")) == []
+            with pytest.raises(InvariantViolation):
+                try:
+                    raise InvariantViolation(STREAM_GAPLESS, "received [1]")
+                finally:
+                    Watched().teardown()
+    assert first.failures(ValueError("not a Flaky error")) == []
+    (failure,) = first.failures(FlakyStrategyDefinition("drew differently"))
+    assert (failure.invariant, failure.evidence) == (STREAM_GAPLESS, "received [1]")
+    assert failure.not_reproducible == "FlakyStrategyDefinition: drew differently"
+
+
+def test_a_run_record_says_which_failures_are_not_reproducible(tmp_path: Path) -> None:
+    report = explore(
+        ExploreOptions(seed=1, max_examples=5, failures_dir=tmp_path),
+        machines={"drifting": ToyDriftingMachine},
+    )
+    assert report.record is not None
+    ((failure,),) = [machine.failures for machine in report.record.machines]
+    assert failure.not_reproducible is not None
+    assert failure.invariant == RISK_LIMITS
 
 
 def test_explore_exits_0_when_every_invariant_holds(

@@ -3,7 +3,10 @@
 They keep the contract of `solat_chaos.model.machines`: they bump `STATS` and fail with
 `InvariantViolation`. `ToyBankMachine` tests a tiny account whose overdraft check can be
 switched off (`plant_overdraft_bug`), which every example with a withdrawal larger than the
-balance then finds as RISK_LIMITS. `ToyQueueMachine` has no bug to find.
+balance then finds as RISK_LIMITS. `ToyQueueMachine` has no bug to find. `ToyDriftingMachine`
+(not in TOY_MACHINES) fails every example, but what it draws depends on a counter outside
+Hypothesis, as a machine whose draws depend on a real process's answers would: Hypothesis
+cannot replay its failure.
 """
 
 from __future__ import annotations
@@ -47,8 +50,7 @@ class _Counted(RuleBasedStateMachine):
 
     @staticmethod
     def step(name: str) -> None:
-        STATS.steps += 1
-        STATS.rules[name] += 1
+        STATS.ran(name)
 
 
 class ToyBankMachine(_Counted):
@@ -95,6 +97,23 @@ class ToyQueueMachine(_Counted):
         STATS.invariant_checks += 1
         if self.received != self.sent[: len(self.received)]:
             raise InvariantViolation(STREAM_GAPLESS, f"received {self.received}")
+
+
+class ToyDriftingMachine(_Counted):
+    # Examples started in this process: what each draws depends on it (on purpose).
+    started = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        ToyDriftingMachine.started += 1
+        self.drifted: object = None
+
+    @rule(data=st.data())
+    def drift(self, data: st.DataObject) -> None:
+        self.step("drift")
+        # Each example draws from another range: a replay never draws alike.
+        self.drifted = data.draw(st.integers(0, ToyDriftingMachine.started))
+        raise InvariantViolation(RISK_LIMITS, f"drifted to {self.drifted!r}")
 
 
 TOY_MACHINES = {"bank": ToyBankMachine, "queue": ToyQueueMachine}

@@ -22,8 +22,10 @@ Schema (version 1; every key always present):
 | solat_chaos_version | the project's version                                              |
 | git_commit          | `git rev-parse HEAD` of the checkout, null outside a git checkout  |
 | hypothesis_version  | the Hypothesis version the blob belongs to                         |
-| reproduce_blob      | the blob, ASCII: `@reproduce_failure(hypothesis_version, blob)`    |
-| reproduce_decorator | that decorator as code, to paste onto the machine class            |
+| reproduce_blob      | the blob, ASCII: `@reproduce_failure(hypothesis_version, blob)`;   |
+|                     | empty when there is none (a failure that is not reproducible)      |
+| reproduce_decorator | that decorator as code, to paste onto the machine class; empty     |
+|                     | when the blob is                                                   |
 | steps               | the shrunk example as Python code                                  |
 | traceback           | the formatted exception of the failing run                         |
 | created_at          | UTC time, ISO 8601                                                 |
@@ -32,6 +34,10 @@ Schema (version 1; every key always present):
 |                     | (and absent from artifacts written before it existed)              |
 | broker_view         | the broker view the example ran in (`model.views`: "sim", "rest"); |
 |                     | replay uses it. Absent from older artifacts: "sim"                 |
+| not_reproducible    | null, or why Hypothesis could not run the example again the same   |
+|                     | way (its Flaky error, one line): then evidence and traceback are   |
+|                     | the first failing run's, steps list the rules it ran, the blob may |
+|                     | be empty (absent from artifacts written before it existed)         |
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ class Artifact:
     schema: int = SCHEMA
     engine_adapter: str | None = None
     broker_view: str = SIM
+    not_reproducible: str | None = None
 
     @classmethod
     def of(
@@ -109,12 +116,15 @@ class Artifact:
             reproduce_decorator=(
                 f"@reproduce_failure({failure.hypothesis_version!r}, "
                 f"{failure.blob.encode('ascii')!r})"
+                if failure.blob
+                else ""
             ),
             steps=failure.steps,
             traceback=failure.traceback,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             engine_adapter=_adapter_of(machine_cls),
             broker_view=broker_view,
+            not_reproducible=failure.not_reproducible,
         )
 
     @property
@@ -161,7 +171,7 @@ def read(path: str | os.PathLike[str]) -> Artifact:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ArtifactError(f"{path}: not a solat-chaos failure artifact (schema {SCHEMA})")
     fields = {field.name for field in attrs.fields(Artifact)}
-    optional = {"engine_adapter", "broker_view"}
+    optional = {"engine_adapter", "broker_view", "not_reproducible"}
     missing = sorted(fields - optional - data.keys())
     if missing:
         raise ArtifactError(f"{path}: missing {', '.join(missing)}")

@@ -30,7 +30,9 @@ the engine's broker port is the SimBroker ("sim") or the IG REST adapter over HT
 A batch runs the machine with the profile's step budget on the shared example database, with
 Hypothesis' state machine defaults (no deadline, health checks off — as `Machine.TestCase`
 has them) and `print_blob` on. Failing examples are shrunk by Hypothesis, saved in the
-database and written as artifacts (`model.artifacts`).
+database and written as artifacts (`model.artifacts`). A failure Hypothesis then finds flaky
+(it cannot run the example again the same way) is written too, marked not reproducible, with
+what its first failing run saw (`model.runner`): an invariant failed, even if only once.
 
 At the end a run record (`model.run_record`) is stored beside the examples, for reports.
 
@@ -107,6 +109,7 @@ class FoundFailure:
     invariant: str
     evidence: str
     artifact: Path
+    not_reproducible: str | None = None  # why Hypothesis could not run it again (Failure)
 
 
 @attrs.frozen
@@ -384,7 +387,11 @@ class _Job:
                     broker_view=self.broker_view,
                 )
                 path = artifacts.write(artifact, self.failures_dir)
-                found.append(FoundFailure(failure.invariant, failure.evidence, path))
+                found.append(
+                    FoundFailure(
+                        failure.invariant, failure.evidence, path, failure.not_reproducible
+                    )
+                )
         return BatchResult(
             batch,
             examples=STATS.examples,

@@ -12,6 +12,12 @@ Every example ends with a heal phase and LIVENESS, as the in-process machines do
 Time is the engine's clock, held by the harness (`advance_clock`, `advance_to_next_timer`),
 so an example replays from its artifact; docs/model.md lists what still varies between runs.
 
+What Hypothesis draws never depends on what the process answered: a replayed example must
+make the same draws, though the process's timing differs from run to run. So no Bundle is
+filled from the broker's or the engine's answers (a rule acting on a deal draws an index into
+the deals known when it runs, a no-op while none is), and no precondition reads the process
+(a rule that needs a live engine is a no-op, noted, when it has died on its own).
+
 `process_machines(adapter_cls)` builds the machine classes for an engine; `PROCESS_MACHINES`
 are the ones for `solat-chaos serve`: `process` (every rule), `process-broker` (orders, the
 broker's faults, the network) and `process-recovery` (the kill switch, kills, pauses and a
@@ -25,13 +31,12 @@ import os
 import threading
 import time
 
+from hypothesis import event, note
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    Bundle,
     RuleBasedStateMachine,
     initialize,
     invariant,
-    multiple,
     precondition,
     rule,
 )
@@ -69,6 +74,9 @@ HEAL_RECONCILES = 8
 # How long, in real time, the heal phase gives a restarted engine's stream to reconnect.
 HEAL_STREAM_SECONDS = 5.0
 HEAL_PAUSE_SECONDS = 0.2
+# A rule acting on a deal draws an index into the deals known when it runs (modulo their
+# count): drawn without looking at them, so the draw is the same on a replay.
+DEAL_INDICES = st.integers(0, 15)
 
 
 class ProcessChaosMachine(RuleBasedStateMachine):
@@ -76,7 +84,6 @@ class ProcessChaosMachine(RuleBasedStateMachine):
     checks from outside, and the heal phase."""
 
     adapter_cls: type[EngineAdapter] = SolatEngineAdapter
-    deals = Bundle("deals")
 
     def __init__(self) -> None:
         super().__init__()
@@ -88,7 +95,8 @@ class ProcessChaosMachine(RuleBasedStateMachine):
             self.adapter_cls(), self._order_arrives, real_disk=self.disk_off is None
         )
         self.adapter = self.world.adapter
-        self._seen_deals: set[str] = set()
+        # Every deal seen at the broker or in the engine's book, in the order first seen.
+        self._deals: list[str] = []
 
     @classmethod
     def not_checked(cls) -> dict[str, str]:
@@ -105,12 +113,12 @@ class ProcessChaosMachine(RuleBasedStateMachine):
 
     # -- the engine's life -----------------------------------------------------------------
 
-    @initialize(target=deals)
-    def start_engine(self):
+    @initialize()
+    def start_engine(self) -> None:
         """The engine starts on an empty data directory and reconciles before trading."""
         _count("start_engine")
         self._start(self.world.start)
-        return self._new_deals()
+        self._learn_deals()
 
     def _start(self, start) -> None:
         """Start a process (`world.start` or `world.restart`), then judge what it shows as
@@ -142,14 +150,35 @@ class ProcessChaosMachine(RuleBasedStateMachine):
             checks.check_converged(local, self.world, "right after a reconcile reported success")
             self.outside.book_may_lag.clear()
 
-    def _new_deals(self):
+    def _learn_deals(self) -> None:
+        """Remember the deals the broker and the engine's book show now."""
         known = set(self.world.broker_positions())
-        if self.world.alive and not self.world.process.paused:
+        if self._engine_runs():
             local = self._call(self.adapter.positions)
             known |= set(local or ())
-        new = sorted(known - self._seen_deals)
-        self._seen_deals |= known
-        return multiple(*new)
+        self._deals += sorted(known - set(self._deals))
+
+    def _deal_at(self, index: int, rule_name: str) -> str | None:
+        """The deal `index` picks among those known now; None (noted) when none is."""
+        if not self._deals:
+            note(f"{rule_name}: no deal known yet, nothing to do")
+            event(f"{rule_name}: no deal known")
+            return None
+        return self._deals[index % len(self._deals)]
+
+    def _engine_runs(self) -> bool:
+        """Whether the process is up and not paused, as it is now (read at run time only,
+        never to choose what to draw)."""
+        return self.world.alive and not self.world.process.paused
+
+    def _alive_or_noted(self, rule_name: str) -> bool:
+        """Whether the process is alive; when it died on its own, the rule that needs it is
+        a no-op, noted (a precondition here would make the draws depend on the process)."""
+        if self.world.alive:
+            return True
+        note(f"{rule_name}: the engine process is not running, nothing to do")
+        event(f"{rule_name}: engine not running")
+        return False
 
     # -- invariants ------------------------------------------------------------------------
 
@@ -159,7 +188,7 @@ class ProcessChaosMachine(RuleBasedStateMachine):
         the API answers and what the files say."""
         self.outside.raise_first()
         world = self.world
-        if not world.alive or world.process.paused:
+        if not self._engine_runs():
             return
         try:
             health = self.adapter.health()
@@ -224,34 +253,32 @@ class ProcessChaosMachine(RuleBasedStateMachine):
 class OrderRules:
     """Trading through the API, and time passing on the engine's clock."""
 
-    @rule(
-        target=ProcessChaosMachine.deals,
-        epic=st.sampled_from(EPICS),
-        direction=st.sampled_from([BUY, SELL]),
-        size=SIZES,
-    )
+    @rule(epic=st.sampled_from(EPICS), direction=st.sampled_from([BUY, SELL]), size=SIZES)
     def submit_order(self, epic, direction, size):
         _count("submit_order")
         answer = self._call(self.adapter.submit, epic, direction, size)
         if answer is not None:
             self.outside.order_answered(answer)
-        return self._new_deals()
+        self._learn_deals()
 
-    @rule(target=ProcessChaosMachine.deals, deal=ProcessChaosMachine.deals, fraction=FRACTIONS)
-    def close_position(self, deal, fraction):
+    @rule(deal_index=DEAL_INDICES, fraction=FRACTIONS)
+    def close_position(self, deal_index, fraction):
         _count("close_position")
+        deal = self._deal_at(deal_index, "close_position")
+        if deal is None:
+            return
         local = self._call(self.adapter.positions) or {}
         size = None if deal not in local or fraction == 1.0 else round(local[deal] * fraction, 2)
         answer = self._call(self.adapter.close, deal, size or None)
         if answer is not None:
             self.outside.order_answered(answer)
-        return self._new_deals()
+        self._learn_deals()
 
-    @rule(target=ProcessChaosMachine.deals)
+    @rule()
     def reconcile(self):
         _count("reconcile")
         self._reconcile()
-        return self._new_deals()
+        self._learn_deals()
 
     @rule(seconds=st.sampled_from([1.0, 31.0, 61.0, 3601.0]))
     def advance_clock(self, seconds):
@@ -262,18 +289,15 @@ class OrderRules:
             return
         self.world.clock.advance(seconds)
 
-    @rule(target=ProcessChaosMachine.deals)
+    @rule()
     def advance_to_next_timer(self):
         """The engine's clock moves to its next timer (a reconcile due, a balance expiring,
         an order's in-doubt grace ending), and the engine does what that timer does."""
         _count("advance_to_next_timer")
-        try:
-            moved = self.adapter.advance_to_next_timer()
-        except NotSupported:
-            return self._new_deals()
-        self.world.clock.advance(moved)
+        with contextlib.suppress(NotSupported):
+            self.world.clock.advance(self.adapter.advance_to_next_timer())
         # A timer may have reconciled; what it found is judged by the next reconcile.
-        return self._new_deals()
+        self._learn_deals()
 
 
 class SwitchRules:
@@ -297,19 +321,22 @@ class SwitchRules:
 class BrokerRules:
     """What the broker does on its own, and its own fault seams."""
 
-    @rule(target=ProcessChaosMachine.deals, epic=st.sampled_from(EPICS), size=SIZES)
+    @rule(epic=st.sampled_from(EPICS), size=SIZES)
     def open_on_the_dashboard(self, epic, size):
         _count("open_on_the_dashboard")
         try:
             confirm = self.world.sim.open_externally(epic, BUY, size)
         except ValueError:
-            return self._new_deals()  # the broker refused it (funds): nothing happened
+            return  # the broker refused it (funds): nothing happened
         self.outside.lags(f"dashboard opened {confirm.deal_id}")
-        return self._new_deals()
+        self._learn_deals()
 
-    @rule(deal=ProcessChaosMachine.deals, fraction=FRACTIONS)
-    def close_on_the_dashboard(self, deal, fraction):
+    @rule(deal_index=DEAL_INDICES, fraction=FRACTIONS)
+    def close_on_the_dashboard(self, deal_index, fraction):
         _count("close_on_the_dashboard")
+        deal = self._deal_at(deal_index, "close_on_the_dashboard")
+        if deal is None:
+            return
         position = self.world.broker_positions().get(deal)
         if position is None:
             return
@@ -367,12 +394,13 @@ class NetworkRules:
 class ProcessRules:
     """The process dies, pauses, and its disk fills up."""
 
-    @precondition(lambda self: self.world.alive)
-    @rule(target=ProcessChaosMachine.deals, rot_kill_switch_file=st.booleans())
+    @rule(rot_kill_switch_file=st.booleans())
     def kill_and_restart(self, rot_kill_switch_file):
         """SIGKILL; the files it left are judged; maybe the kill switch file rots while it
         is down; a new process starts on the same data directory."""
         _count("kill_and_restart")
+        if not self._alive_or_noted("kill_and_restart"):
+            return
         world = self.world
         world.kill()
         STATS.checked(checks.check_files_after_kill)
@@ -385,14 +413,15 @@ class ProcessRules:
             self.outside.kill_switch_file_rotted = True
         self.outside.lags("the engine restarted")
         self._start(world.restart)
-        return self._new_deals()
+        self._learn_deals()
 
-    @precondition(lambda self: self.world.alive)
-    @rule(target=ProcessChaosMachine.deals, then_kill=st.booleans())
+    @rule(then_kill=st.booleans())
     def process_pauses(self, then_kill):
         """SIGSTOP while an order is sent to it; then SIGCONT (the order is answered late)
         or SIGKILL and a restart (it never was)."""
         _count("process_pauses")
+        if not self._alive_or_noted("process_pauses"):
+            return
         world = self.world
         answers = []
 
@@ -416,8 +445,10 @@ class ProcessRules:
             sender.join()
             if answers and answers[0] is not None:
                 self.outside.order_answered(answers[0])
-        return self._new_deals()
+        self._learn_deals()
 
+    # Both read only what earlier draws decided (disk_full is set by these two rules alone)
+    # and the host's support for a tmpfs, which a run does not change.
     @precondition(lambda self: self.disk_off is None and not self.world.disk_full)
     @rule()
     def disk_fills_up(self):

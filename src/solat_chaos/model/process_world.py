@@ -79,8 +79,11 @@ class _StreamBesideTheProxy:
 
 
 @functools.cache
+@functools.cache
 def disk_fault_support() -> str | None:
-    """Probed once: None when a tmpfs can be mounted for the data directory; else why not."""
+    """Probed once: None when a tmpfs can be mounted for the data directory; else why not.
+    Once per process, since the disk rules' preconditions read it: a probe refused under load
+    in one example and not in the next would change what the machine draws."""
     probe = tempfile.mkdtemp(prefix="solat-tmpfs-probe-")
     try:
         TinyTmpfs(os.path.join(probe, "mnt"), size=TMPFS_BYTES).mount().unmount()

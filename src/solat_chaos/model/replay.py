@@ -15,8 +15,9 @@ may now mean something else.
 
 Verdicts: FAILS (it still fails; the detail names the recorded invariant when it now fails
 another), PASSES (it ran to the end with every invariant holding: fixed), CANNOT_REPLAY
-(unknown machine, other Hypothesis version, unusable blob, or the example no longer fits the
-machine's rules).
+(unknown machine, other Hypothesis version, unusable blob, the example no longer fits the
+machine's rules, or the failure was not reproducible when found and left no blob). A
+not-reproducible failure that has a blob is replayed, with a warning.
 """
 
 from __future__ import annotations
@@ -53,6 +54,18 @@ class ReplayResult:
 def replay(artifact: Artifact, machines: Machines | None = None) -> ReplayResult:
     """Run the artifact's example once more against the code installed now."""
     warnings = tuple(_provenance_warnings(artifact))
+    if artifact.not_reproducible:
+        if not artifact.reproduce_blob:
+            return ReplayResult(
+                CANNOT_REPLAY,
+                f"the failure was not reproducible when it was found "
+                f"({artifact.not_reproducible}): there is no example to replay; the artifact "
+                f"keeps what its first run saw ({artifact.invariant}: {artifact.evidence})",
+                warnings,
+            )
+        warnings += (
+            f"the failure was not reproducible when it was found ({artifact.not_reproducible})",
+        )
     if artifact.hypothesis_version != hypothesis.__version__:
         return ReplayResult(
             CANNOT_REPLAY,

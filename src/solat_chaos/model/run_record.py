@@ -26,8 +26,9 @@ Per machine: `name`, `tier` (the chaos tier it is about; null: all), `examples`,
 `invariant_checks`, `rules` (every rule the machine has, ran or not), `rule_steps` (steps per
 rule), `checks` (per invariant name: how many checks guarding it ran), `coverage` (rule ->
 armed fault -> steps; `(no fault)` when none was armed), `failures` (invariant, evidence,
-artifact path, replay command, shrunk steps, seed), `errors` (runs that broke without a
-reproducible example).
+artifact path, replay command, shrunk steps, seed, and `not_reproducible`: null, or why
+Hypothesis could not run the example again, absent from older records), `errors` (runs that
+broke without a failing example).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class FailureRecord:
     replay_command: str
     steps: str
     seed: int | None
+    not_reproducible: str | None = None  # why the example cannot be replayed (explore)
 
 
 @attrs.frozen
@@ -198,6 +200,7 @@ def _failure_record(failure: FoundFailure) -> FailureRecord:
         replay_command=replay_command(failure.artifact),
         steps=artifact.get("steps") or "",
         seed=artifact.get("seed"),
+        not_reproducible=failure.not_reproducible,
     )
 
 

@@ -19,6 +19,14 @@ phase, and then reports the smallest failing example found so far, blob and step
 exactly as after a finished shrink; the watch lowers that bound for the run and restores it.
 Every example it reports still fails when replayed: the bound only ends the search for a
 smaller one.
+
+A failure Hypothesis cannot run again the same way ends the run with a `Flaky` error: the
+example failed, then its replay (shrinking, or the final run) drew differently
+(FlakyStrategyDefinition) or did not fail (FlakyFailure). Its evidence would be lost, so
+`run_machine` watches every example as it ends and keeps the first that failed, before
+Hypothesis shrinks or replays it; a Flaky error then becomes a `Failure` marked
+`not_reproducible`, carrying what that first run saw (and the rules it ran, in order).
+One watch does both.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import attrs
+import hypothesis
 from hypothesis import reproduce_failure as hypothesis_reproduce_failure
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as Settings
@@ -40,6 +49,7 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from solat_chaos.model.invariants import InvariantViolation, invariant_of
+from solat_chaos.model.stats import STATS
 from solat_chaos.model.views import SIM, in_broker_view, view_database
 
 _BLOB = re.compile(r"@reproduce_failure\('(?P<version>[^']+)', b'(?P<blob>[^']+)'\)")
@@ -58,14 +68,51 @@ class Failure:
     blob: str  # what @reproduce_failure(hypothesis_version, blob) needs, as ASCII
     steps: str  # the example as Python code, one statement a line
     traceback: str
+    # Why Hypothesis could not run the example again the same way (its Flaky error), or None.
+    # When set, the evidence is what the first failing run saw, and `blob` may be empty.
+    not_reproducible: str | None = None
 
 
 @attrs.define
 class FailureWatch:
-    """What `run_machine` reports about the time a run spends on failing examples."""
+    """What a run saw of its failing examples: when the first one ended and what it raised
+    (kept before Hypothesis shrinks or replays it, so a failure it then finds flaky still
+    leaves its evidence), and the bound on the shrink phase."""
 
     shrink_seconds: float | None = None  # the shrink phase's bound; None: Hypothesis' own
     first_failure_at: float | None = None  # time.monotonic() the first failing example ended
+    error: Exception | None = None  # what the first failing example raised
+    rules: tuple[str, ...] = ()  # the rules it ran, in order
+
+    def saw(self, error: BaseException | None) -> None:
+        """An example ended raising `error`. Hypothesis' own exceptions (StopTest, a flaky
+        draw, ...) end examples that did not fail; neither do those that ran clean."""
+        if self.error is not None or not isinstance(error, Exception):
+            return
+        if isinstance(error, HypothesisException):
+            return
+        self.error = error
+        self.rules = tuple(STATS.trail or ())
+        self.first_failure_at = time.monotonic()
+
+    def failures(self, flaky: Exception) -> list[Failure]:
+        """The first failure seen, when Hypothesis ended the run with `flaky`, a Flaky error;
+        else none."""
+        if self.error is None or not isinstance(flaky, Flaky):
+            return []
+        first = _failure(self.error, hypothesis.__version__, "", self._steps())
+        replayed = "".join(traceback.format_exception(flaky))
+        return [
+            attrs.evolve(
+                first,
+                not_reproducible=_why_flaky(flaky),
+                traceback=f"{first.traceback}\nThen, running the example again:\n{replayed}",
+            )
+        ]
+
+    def _steps(self) -> str:
+        lines = ["# The rules the first failing run ran, in order (their arguments unrecorded):"]
+        return "\n".join([*lines, *(f"# {rule}" for rule in self.rules)])
 
 
 def run_machine(
@@ -112,7 +159,7 @@ def run_machine(
         except Exception as exc:
             if reproduce is not None:
                 return [_failure(exc, *reproduce, steps_of(reported))]
-            failures = failures_of(exc)
+            failures = failures_of(exc) or watch.failures(exc)
             if not failures:
                 raise
             return failures
@@ -128,7 +175,10 @@ def failures_of(error: BaseException) -> list[Failure]:
     found = next(filter(None, map(_BLOB.search, notes)), None)
     if found is None:
         return []
-    return [_failure(error, found["version"], found["blob"], steps_of(notes))]
+    failure = _failure(error, found["version"], found["blob"], steps_of(notes))
+    if isinstance(error, Flaky):
+        failure = attrs.evolve(failure, not_reproducible=_why_flaky(error))
+    return [failure]
 
 
 def steps_of(lines: list[str]) -> str:
@@ -155,6 +205,12 @@ def _failure(error: BaseException, version: str, blob: str, steps: str) -> Failu
     )
 
 
+def _why_flaky(error: BaseException) -> str:
+    """One line: the Flaky error's type and the first line of its message."""
+    message = str(error.message if isinstance(error, BaseExceptionGroup) else error)
+    return f"{type(error).__name__}: {message.strip().splitlines()[0] if message else ''}"
+
+
 def _evidence(error: BaseException) -> str:
     if isinstance(error, InvariantViolation):
         return error.evidence
@@ -167,41 +223,43 @@ def _evidence(error: BaseException) -> str:
 
 @contextmanager
 def _watched(machine_cls: type[RuleBasedStateMachine], watch: FailureWatch) -> Iterator[None]:
-    """Note the end of the first failing example in `watch`, and bound the shrink phase by
-    its `shrink_seconds`, for the duration. Hypothesis calls `teardown` from a `finally`
-    after every example: an exception being handled then, or one teardown raises, is the
-    example failing (Hypothesis' own control exceptions, such as an example cut short while
-    shrinking, are not)."""
+    """Have `watch` see every example end, and bound the shrink phase by its
+    `shrink_seconds`, for the duration. Hypothesis calls `teardown` at the end of every
+    example, in a `finally`: an exception a rule or an invariant raised is the one
+    propagating through it, and its own is raised in it. The machines' steps
+    (`STATS.ran`) record the rules of each example meanwhile."""
     teardown = machine_cls.teardown
+    callers = sys.exception()  # an exception the caller is handling is no example's
 
     def watched_teardown(machine: RuleBasedStateMachine) -> None:
-        failed = _is_failure(sys.exception())
+        propagating = sys.exception()
         try:
             teardown(machine)
-        except BaseException as exc:
-            failed = failed or _is_failure(exc)
+        except Exception as exc:
+            watch.saw(exc)
             raise
+        else:
+            if propagating is not callers:
+                watch.saw(propagating)
         finally:
-            if failed and watch.first_failure_at is None:
-                watch.first_failure_at = time.monotonic()
+            if STATS.trail is not None:
+                STATS.trail.clear()  # the next example's rules start afresh
 
     own = vars(machine_cls).get("teardown")  # None: inherited
     bound = conjecture_engine.MAX_SHRINKING_SECONDS
     machine_cls.teardown = watched_teardown  # type: ignore[method-assign]
     if watch.shrink_seconds is not None:
         conjecture_engine.MAX_SHRINKING_SECONDS = watch.shrink_seconds  # type: ignore[assignment]
+    STATS.trail = []
     try:
         yield
     finally:
+        STATS.trail = None
         conjecture_engine.MAX_SHRINKING_SECONDS = bound
         if own is None:
             del machine_cls.teardown
         else:
             machine_cls.teardown = own  # type: ignore[method-assign]
-
-
-def _is_failure(error: BaseException | None) -> bool:
-    return isinstance(error, Exception) and not isinstance(error, HypothesisException)
 
 
 @contextmanager

@@ -25,6 +25,9 @@ class RunStats:
     coverage: Counter = attrs.Factory(Counter)  # (rule, fault) -> steps
     fault_kinds: set[str] = attrs.Factory(set)
     armed: Callable[[], Iterable[str]] = tuple
+    # The rules of the example running now, in order, while a runner records them (else
+    # None): the evidence of a failure Hypothesis cannot replay (model.runner.FailureWatch).
+    trail: list[str] | None = None
 
     def reset(self) -> None:
         self.examples = self.steps = self.invariant_checks = 0
@@ -44,6 +47,8 @@ class RunStats:
         """A rule step starts."""
         self.steps += 1
         self.rules[rule] += 1
+        if self.trail is not None:
+            self.trail.append(rule)
         armed = self.armed()
         if not armed:
             self.coverage[rule, NO_FAULT] += 1

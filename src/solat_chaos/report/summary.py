@@ -69,6 +69,7 @@ class FailureView:
     steps: str
     replay_command: str
     seed: int | None
+    not_reproducible: str | None = None
 
 
 @attrs.frozen
@@ -204,6 +205,7 @@ def _failures(records: Sequence[RunRecord]) -> tuple[FailureView, ...]:
             steps=f.steps,
             replay_command=f.replay_command,
             seed=f.seed,
+            not_reproducible=f.not_reproducible,
         )
         for record in records
         for m in record.machines
