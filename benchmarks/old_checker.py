@@ -1,7 +1,7 @@
 """Planted bugs against an older checker: does the bug slip past it, and does today's catch it?
 
     .venv/bin/python benchmarks/old_checker.py [--ref REF] [--seeds S S S] [--dev-seed S]
-        [--dev-examples N] [--new-dev] [--keep] [BUG ...]
+        [--dev-examples N] [--new-seeds S ...] [--new-dev] [--keep] [BUG ...]
 
 Default REF is 7e0db86, main just before issue 11's precision invariants; default BUGs are
 the in-process bugs of tests/planted_bugs.py (machine other than "process") that REF's
@@ -12,7 +12,7 @@ each of --seeds, then profile `dev` with --dev-examples examples per machine on 
 The new checker gets the dev run only with --new-dev: its ci runs already show the catch, and
 its dev run mostly shrinks the same failure again on every machine (13 minutes for one bug
 on the loaded 2-core machine); the larger budget is there to give the old checker every
-chance.
+chance. --new-seeds gives the new checker fewer ci seeds, for the same reason.
 Each run has its own example database (SOLAT_CHAOS_DB) and failures directory, both scratch.
 
 The bug itself always comes from THIS tree's tests/planted_bugs.py; only `solat_chaos` differs.
@@ -121,7 +121,8 @@ def shrunk_steps(steps: str) -> int:
 
 
 def runs_for(args: argparse.Namespace, checker: str) -> list[tuple[str, list[str]]]:
-    runs = [(f"ci seed {seed}", ["explore", "--seed", str(seed)]) for seed in args.seeds]
+    seeds = args.new_seeds if checker == "new" and args.new_seeds else args.seeds
+    runs = [(f"ci seed {seed}", ["explore", "--seed", str(seed)]) for seed in seeds]
     if checker == "old" or args.new_dev:
         dev = ["--profile", "dev", "--max-examples", str(args.dev_examples)]
         runs.append((f"dev seed {args.dev_seed}", ["explore", "--seed", str(args.dev_seed), *dev]))
@@ -180,6 +181,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="ci runs")
     parser.add_argument("--dev-seed", type=int, default=1)
     parser.add_argument("--dev-examples", type=int, default=200, help="per machine")
+    parser.add_argument("--new-seeds", type=int, nargs="+", help="default: --seeds")
     parser.add_argument("--new-dev", action="store_true", help="the dev run for the new one too")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
