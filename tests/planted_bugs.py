@@ -19,12 +19,14 @@ from solat_chaos.engine import engine as engine_module
 from solat_chaos.engine import router as router_module
 from solat_chaos.engine.balance import BalanceCache
 from solat_chaos.engine.broker import (
+    ACCEPTED,
     BrokerError,
     BrokerProtocolError,
     BrokerTimeout,
     BrokerUnavailable,
 )
 from solat_chaos.engine.filesystem import FileSystem
+from solat_chaos.engine.journal import Journal
 from solat_chaos.engine.kill_switch import KillSwitch
 from solat_chaos.engine.ledger import Ledger, unframe
 from solat_chaos.engine.positions import PositionBook
@@ -35,7 +37,7 @@ from solat_chaos.engine.router import Router
 from solat_chaos.engine.snapshots import SnapshotBuffer
 from solat_chaos.engine.stream import OPU, POSITION_OPEN, StreamState
 from solat_chaos.engine.stream_watch import StreamWatch
-from solat_chaos.engine.trading_state import HaltSwitch
+from solat_chaos.engine.trading_state import HaltSwitch, TradingStatus
 from solat_chaos.model import invariants
 
 
@@ -335,6 +337,36 @@ def _switches_never_persist(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(durable_switch.DurableSwitch, "_persist", lambda self, active, reason, now: False)
 
 
+def _fill_dedupe_not_rebuilt_at_restart(mp: pytest.MonkeyPatch) -> None:
+    init = Journal.__init__
+
+    def index_in_memory_only(self, ledger) -> None:
+        init(self, ledger)
+        # The fold at start restores the positions, but the deal ids already filled live
+        # only in the memory of the process that filled them.
+        self.book._filled_deal_ids = set()
+
+    mp.setattr(Journal, "__init__", index_in_memory_only)
+
+
+def _closes_refused_unless_active(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(TradingStatus, "refuses_reducing", TradingStatus.refuses_opening)
+
+
+def _close_of_a_vanished_position_recorded_filled(mp: pytest.MonkeyPatch) -> None:
+    confirmed = Router._confirmed
+
+    def gone_means_closed(self, intent, confirm):
+        if intent.action == CLOSE and confirm.status != ACCEPTED:
+            # "The position is not there to close": taken to mean it is closed, so filled.
+            confirm = attrs.evolve(
+                confirm, status=ACCEPTED, deal_id=intent.deal_id, size=intent.size
+            )
+        return confirmed(self, intent, confirm)
+
+    mp.setattr(Router, "_confirmed", gone_means_closed)
+
+
 BUGS: dict[str, Bug] = {
     bug.name: bug
     for bug in (
@@ -518,6 +550,30 @@ BUGS: dict[str, Bug] = {
             invariants.OPERATOR_ACTION_PERSISTED,
             "the engine never persists the kill switch or the halt, and says so",
             _switches_never_persist,
+        ),
+        Bug(
+            "fill_dedupe_not_rebuilt_at_restart",
+            "broker",
+            invariants.EXACTLY_ONCE_FILLS,
+            "the index of deal ids already filled is not rebuilt from the ledger at start: "
+            "after a restart, a duplicate confirmation naming an old deal is applied again",
+            _fill_dedupe_not_rebuilt_at_restart,
+        ),
+        Bug(
+            "closes_refused_unless_active",
+            "recovery",
+            invariants.REJECTED_JUSTIFIED,
+            "a close is judged like an opening order: refused whenever the engine is not "
+            "ACTIVE (the kill switch on, not reconciled yet), though a close reduces risk",
+            _closes_refused_unless_active,
+        ),
+        Bug(
+            "close_of_a_vanished_position_recorded_filled",
+            "broker",
+            invariants.OUTCOME_TRUTHFUL,
+            "a close the broker rejects because the position is gone (closed on the "
+            "dashboard) is recorded as filled: the book agrees, the ledger lies",
+            _close_of_a_vanished_position_recorded_filled,
         ),
     )
 }
