@@ -24,6 +24,7 @@ from solat_chaos.engine.broker import (
     BrokerProtocolError,
     BrokerTimeout,
     BrokerUnavailable,
+    DealConfirm,
 )
 from solat_chaos.engine.filesystem import FileSystem
 from solat_chaos.engine.journal import Journal
@@ -353,18 +354,35 @@ def _closes_refused_unless_active(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(TradingStatus, "refuses_reducing", TradingStatus.refuses_opening)
 
 
-def _close_of_a_vanished_position_recorded_filled(mp: pytest.MonkeyPatch) -> None:
-    confirmed = Router._confirmed
+def _refused_close_recorded_filled(mp: pytest.MonkeyPatch) -> None:
+    send = Router._send
 
-    def gone_means_closed(self, intent, confirm):
-        if intent.action == CLOSE and confirm.status != ACCEPTED:
-            # "The position is not there to close": taken to mean it is closed, so filled.
-            confirm = attrs.evolve(
-                confirm, status=ACCEPTED, deal_id=intent.deal_id, size=intent.size
-            )
-        return confirmed(self, intent, confirm)
+    async def refusal_means_closed(self, intent, call):
+        if intent.action != CLOSE:
+            return await send(self, intent, call)
 
-    mp.setattr(Router, "_confirmed", gone_means_closed)
+        async def closed_unless_in_doubt():
+            try:
+                confirm = await call()
+            except (BrokerTimeout, BrokerProtocolError):
+                raise
+            except BrokerError:
+                confirm = None
+            if confirm is None or confirm.status != ACCEPTED:
+                # "Not there to close", or refused: taken to mean the position is closed.
+                return DealConfirm(
+                    intent.deal_reference,
+                    ACCEPTED,
+                    intent.deal_id,
+                    intent.epic,
+                    intent.direction,
+                    intent.size,
+                )
+            return confirm
+
+        return await send(self, intent, closed_unless_in_doubt)
+
+    mp.setattr(Router, "_send", refusal_means_closed)
 
 
 BUGS: dict[str, Bug] = {
@@ -568,12 +586,13 @@ BUGS: dict[str, Bug] = {
             _closes_refused_unless_active,
         ),
         Bug(
-            "close_of_a_vanished_position_recorded_filled",
+            "refused_close_recorded_filled",
             "broker",
             invariants.OUTCOME_TRUTHFUL,
-            "a close the broker rejects because the position is gone (closed on the "
-            "dashboard) is recorded as filled: the book agrees, the ledger lies",
-            _close_of_a_vanished_position_recorded_filled,
+            "a close the broker refuses is recorded as filled, as if the position were "
+            "already gone: after a dashboard close the book even agrees, but the ledger lies",
+            _refused_close_recorded_filled,
+            also=(invariants.CONVERGENCE,),
         ),
     )
 }

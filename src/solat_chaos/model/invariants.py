@@ -442,15 +442,17 @@ def check_liveness(world) -> None:
         _violated(LIVENESS, f"after healing the engine is still blind: {engine.watch.blind()}")
 
 
+# A recorded outcome that contradicts the broker is judged before the book it shaped: the
+# lie is the cause, the book differing from the broker its consequence.
 SAFETY_CHECKS = (
     check_at_arrival,
     check_engine_did_not_raise,
     check_no_silent_loss,
+    check_outcome_truthful,
     check_book_matches_broker,
     check_exactly_once_fills,
     check_kill_switch_durable,
     check_halt_durable,
-    check_outcome_truthful,
     check_snapshot_bounded,
     check_health_truthful,
     check_stream_gapless,
