@@ -19,7 +19,7 @@ import attrs
 
 from solat_chaos.engine.broker import BUY, SELL, OpenOrder, valid_size
 from solat_chaos.engine.engine import DEFAULT_EPICS, Engine, EngineConfig
-from solat_chaos.engine.records import Intent, Rejected
+from solat_chaos.engine.records import OPEN, TERMINAL, Intent, Rejected
 from solat_chaos.engine.router import OrderIntent, OrderResult, OrderStatus
 from solat_chaos.model.invariants import (
     AUDIT_BEFORE_BROKER,
@@ -212,7 +212,10 @@ class Reference:
         truth: the engine's positions there and its opening orders still waiting there.
         `as_counted`: as an engine that knows the broker's truth counts them: every position
         (adopted ones too), every held order, even one the model knows will never execute
-        (past the grace), and the orders whose ledger lines rotted."""
+        (past the grace), the orders whose ledger lines rotted, and every opening order the
+        durable ledger shows without an outcome, or in the last hour: a write the engine saw
+        fail may have reached the disk after all, and a restarted engine cannot know such an
+        order never reached the broker."""
         limits = self.config.limits
         prefix = self.config.reference_prefix
 
@@ -233,24 +236,43 @@ class Reference:
         positions = [
             p for p in world.sim.snapshot_positions() if as_counted or ours(p.deal_reference)
         ]
+        hour_ago = world.clock.now() - 3600.0
+        counted = {r.deal_reference for r in waiting} | {p.deal_reference for p in positions}
+        unresolved: dict[str, float] = {}  # opening INTENTs without a durable outcome
+        recent_intents: set[str] = set()
+        if as_counted:
+            entries = world.durable_entries()
+            outcomes = {e.record.deal_reference for e in entries if isinstance(e.record, TERMINAL)}
+            for record in (e.record for e in entries):
+                if not isinstance(record, Intent) or record.action != OPEN:
+                    continue
+                if record.deal_reference not in outcomes | counted:
+                    unresolved[record.deal_reference] = record.size
+                if record.at > hour_ago:
+                    recent_intents.add(record.deal_reference)
         breaches = []
-        committed = len(positions) + len(waiting) + 1
+        committed = len(positions) + len(waiting) + len(unresolved) + 1
         if committed > limits.max_open_positions:
             breaches.append(
-                f"reached the broker with {len(positions)} positions open and {len(waiting)} "
-                f"opening orders waiting there: {committed} > limit {limits.max_open_positions}"
+                f"reached the broker with {len(positions)} positions open, {len(waiting)} "
+                f"opening orders waiting there and {len(unresolved)} unresolved in the ledger: "
+                f"{committed} > limit {limits.max_open_positions}"
             )
-        exposure = sum(p.size for p in positions) + sum(r.size or 0 for r in waiting) + size
+        exposure = (
+            sum(p.size for p in positions)
+            + sum(r.size or 0 for r in waiting)
+            + sum(unresolved.values())
+            + size
+        )
         if exposure > limits.max_exposure + 1e-9:
             breaches.append(
                 f"takes exposure at the broker to {exposure}, limit {limits.max_exposure}"
             )
-        hour_ago = world.clock.now() - 3600.0
-        recent = [
-            r
+        recent = {
+            r.deal_reference
             for r in world.sim.requests
             if r.kind == "open_position" and ours(r.deal_reference) and (r.at or 0) > hour_ago
-        ]
+        } | recent_intents
         if len(recent) + 1 > limits.max_orders_per_hour:
             breaches.append(
                 f"is the {len(recent) + 1}th in an hour, limit {limits.max_orders_per_hour}"
