@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -290,41 +291,41 @@ class Reference:
         balance refresh, or a balance stale again after the last one; a limit reached against
         the broker's truth plus the orders in flight (or a book the engine could not know
         was wrong)."""
-        decision = self._decision(result, world, before)
-        if decision is None:
-            return
-        stage, reason = decision.stage, decision.reason
-        why = None
-        if stage == "validation":
-            if not _invalid(intent):
-                why = "the intent is valid"
-        elif stage == "state":
-            why = self._state_refusal_unjustified(world, opening=True)
-        elif stage == "broker":
-            why = self._broker_never_saw(result, world)
-        elif stage == "risk" and reason.startswith("stale balance: refresh failed"):
-            since = world.sim.requests[before.requests :]
-            if not any(r.kind == "account" and r.fault for r in since):
-                why = "no balance request failed"
-        elif stage == "risk" and reason.startswith("stale balance"):
-            why = self._balance_fresh(world)
-        elif stage == "risk":
-            knowable = not self.book_may_lag and not self.broker_misattributed_a_deal
-            if (
-                knowable
-                and intent.size <= self.config.limits.max_order_size
-                and not self.limits_reached(intent.size, world, as_counted=True)
-                and _funded(intent, world)
-            ):
-                why = "no limit is reached against the broker's truth"
-        else:
-            why = "no refusal of an opening order has that stage"
-        if why is not None:
-            self._violated(
-                REJECTED_JUSTIFIED,
-                f"opening order {result.deal_reference} ({intent.epic} {intent.direction} "
-                f"{intent.size}) was REJECTED at stage {stage} ({reason}) but {why}",
-            )
+
+        def unjustified(stage: str, reason: str) -> str | None:
+            if stage == "validation":
+                return None if _invalid(intent) else "the intent is valid"
+            if stage == "state":
+                return self._state_refusal_unjustified(world, opening=True)
+            if stage == "broker":
+                return self._broker_never_saw(result, world)
+            if stage == "risk" and reason.startswith("stale balance: refresh failed"):
+                since = world.sim.requests[before.requests :]
+                if any(r.kind == "account" and r.fault for r in since):
+                    return None
+                return "no balance request failed"
+            if stage == "risk" and reason.startswith("stale balance"):
+                return self._balance_fresh(world)
+            if stage == "risk":
+                knowable = not self.book_may_lag and not self.broker_misattributed_a_deal
+                if (
+                    knowable
+                    and intent.size <= self.config.limits.max_order_size
+                    and not self.limits_reached(intent.size, world, as_counted=True)
+                    and _funded(intent, world)
+                ):
+                    return "no limit is reached against the broker's truth"
+                return None
+            return "no refusal of an opening order has that stage"
+
+        self._judge_refusal(
+            f"opening order {result.deal_reference} ({intent.epic} {intent.direction} "
+            f"{intent.size})",
+            result,
+            world,
+            before,
+            unjustified,
+        )
 
     def close_refusal_unjustified(
         self,
@@ -339,24 +340,42 @@ class Reference:
         could not know was wrong), a halt (its trading state HALTED: an operator's halt that
         may be on, a disk fault, a start on a faulty disk — never the kill switch), or at the
         broker, which then saw it."""
+
+        def unjustified(stage: str, reason: str) -> str | None:
+            if stage == "validation":
+                return self._close_valid(deal_id, size, world)
+            if stage == "state":
+                return self._state_refusal_unjustified(world, opening=False)
+            if stage == "broker":
+                return self._broker_never_saw(result, world)
+            return "no refusal of a close has that stage"
+
+        self._judge_refusal(
+            f"close {result.deal_reference} of deal {deal_id} (size {size or 'all'})",
+            result,
+            world,
+            before,
+            unjustified,
+        )
+
+    def _judge_refusal(
+        self,
+        what: str,
+        result: OrderResult,
+        world: World,
+        before: BeforeDecision,
+        unjustified: Callable[[str, str], str | None],
+    ) -> None:
+        """Judge a refusal's decision record by `unjustified(stage, reason)`: why the model
+        finds it unjustified, or None."""
         decision = self._decision(result, world, before)
         if decision is None:
             return
-        stage, reason = decision.stage, decision.reason
-        why = None
-        if stage == "validation":
-            why = self._close_valid(deal_id, size, world)
-        elif stage == "state":
-            why = self._state_refusal_unjustified(world, opening=False)
-        elif stage == "broker":
-            why = self._broker_never_saw(result, world)
-        else:
-            why = "no refusal of a close has that stage"
+        why = unjustified(decision.stage, decision.reason)
         if why is not None:
             self._violated(
                 REJECTED_JUSTIFIED,
-                f"close {result.deal_reference} of deal {deal_id} (size {size or 'all'}) was "
-                f"REJECTED at stage {stage} ({reason}) but {why}",
+                f"{what} was REJECTED at stage {decision.stage} ({decision.reason}) but {why}",
             )
 
     def _decision(
