@@ -21,6 +21,7 @@ from solat_chaos.engine import engine as engine_module
 from solat_chaos.engine import router as router_module
 from solat_chaos.engine.balance import BalanceCache
 from solat_chaos.engine.broker import (
+    ACCEPTED,
     REJECTED,
     BrokerError,
     BrokerProtocolError,
@@ -29,6 +30,7 @@ from solat_chaos.engine.broker import (
     DealConfirm,
 )
 from solat_chaos.engine.filesystem import FileSystem
+from solat_chaos.engine.journal import Journal
 from solat_chaos.engine.kill_switch import KillSwitch
 from solat_chaos.engine.ledger import Ledger, unframe
 from solat_chaos.engine.positions import PositionBook
@@ -39,7 +41,7 @@ from solat_chaos.engine.router import Router
 from solat_chaos.engine.snapshots import SnapshotBuffer
 from solat_chaos.engine.stream import OPU, POSITION_OPEN, StreamState
 from solat_chaos.engine.stream_watch import StreamWatch
-from solat_chaos.engine.trading_state import HaltSwitch
+from solat_chaos.engine.trading_state import HaltSwitch, TradingStatus
 from solat_chaos.model import invariants
 from solat_chaos.model.views import REST, SIM
 
@@ -365,6 +367,53 @@ def _switches_never_persist(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(durable_switch.DurableSwitch, "_persist", lambda self, active, reason, now: False)
 
 
+def _fill_dedupe_not_rebuilt_at_restart(mp: pytest.MonkeyPatch) -> None:
+    init = Journal.__init__
+
+    def index_in_memory_only(self, ledger) -> None:
+        init(self, ledger)
+        # The fold at start restores the positions, but the deal ids already filled live
+        # only in the memory of the process that filled them.
+        self.book._filled_deal_ids = set()
+
+    mp.setattr(Journal, "__init__", index_in_memory_only)
+
+
+def _closes_refused_unless_active(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(TradingStatus, "refuses_reducing", TradingStatus.refuses_opening)
+
+
+def _refused_close_recorded_filled(mp: pytest.MonkeyPatch) -> None:
+    send = Router._send
+
+    async def refusal_means_closed(self, intent, call):
+        if intent.action != CLOSE:
+            return await send(self, intent, call)
+
+        async def closed_unless_in_doubt():
+            try:
+                confirm = await call()
+            except (BrokerTimeout, BrokerProtocolError):
+                raise
+            except BrokerError:
+                confirm = None
+            if confirm is None or confirm.status != ACCEPTED:
+                # "Not there to close", or refused: taken to mean the position is closed.
+                return DealConfirm(
+                    intent.deal_reference,
+                    ACCEPTED,
+                    intent.deal_id,
+                    intent.epic,
+                    intent.direction,
+                    intent.size,
+                )
+            return confirm
+
+        return await send(self, intent, closed_unless_in_doubt)
+
+    mp.setattr(Router, "_send", refusal_means_closed)
+
+
 BUGS: dict[str, Bug] = {
     bug.name: bug
     for bug in (
@@ -559,6 +608,31 @@ BUGS: dict[str, Bug] = {
             _confirm_poll_failure_is_rejected,
             also=(invariants.CONVERGENCE,),
             view=REST,
+        ),
+        Bug(
+            "fill_dedupe_not_rebuilt_at_restart",
+            "broker",
+            invariants.EXACTLY_ONCE_FILLS,
+            "the index of deal ids already filled is not rebuilt from the ledger at start: "
+            "after a restart, a duplicate confirmation naming an old deal is applied again",
+            _fill_dedupe_not_rebuilt_at_restart,
+        ),
+        Bug(
+            "closes_refused_unless_active",
+            "recovery",
+            invariants.REJECTED_JUSTIFIED,
+            "a close is judged like an opening order: refused whenever the engine is not "
+            "ACTIVE (the kill switch on, not reconciled yet), though a close reduces risk",
+            _closes_refused_unless_active,
+        ),
+        Bug(
+            "refused_close_recorded_filled",
+            "broker",
+            invariants.OUTCOME_TRUTHFUL,
+            "a close the broker refuses is recorded as filled, as if the position were "
+            "already gone: after a dashboard close the book even agrees, but the ledger lies",
+            _refused_close_recorded_filled,
+            also=(invariants.CONVERGENCE,),
         ),
     )
 }

@@ -222,27 +222,37 @@ def check_halt_durable(world) -> None:
 
 
 def check_outcome_truthful(world) -> None:
-    """No deal reference the broker executed is recorded REJECTED (never executed), whatever
-    a later repair does to the book; a reference whose confirm the broker misattributed to
-    another deal is exempt (the engine could not know)."""
+    """Every terminal outcome recorded (in the ledger or among the outcomes pending) agrees
+    with the broker's truth for its deal reference, whatever a later repair does to the book:
+    no reference the broker executed is recorded REJECTED (never executed), and no reference
+    the broker never executed (no confirm, or a rejected one) is recorded CONFIRMED. A
+    reference whose confirm the broker misattributed to another deal is exempt (the engine
+    could not know), and so is one whose ledger line rotted."""
     from solat_chaos.engine.broker import ACCEPTED
-    from solat_chaos.engine.records import Rejected
+    from solat_chaos.engine.records import Confirmed, Rejected
 
     journal, reference = world.engine.journal, world.reference
     for record in [*journal.ledger.records(), *journal.pending]:
-        if not isinstance(record, Rejected) or record.deal_reference in reference.rotted:
+        if not isinstance(record, Rejected | Confirmed):
+            continue
+        if record.deal_reference in reference.rotted | reference.misattributed:
             continue
         truth = world.sim.lookup_confirm(record.deal_reference)
-        if truth is None or truth.status != ACCEPTED:
-            continue
-        if record.deal_reference in reference.misattributed:
-            continue
-        _violated(
-            OUTCOME_TRUTHFUL,
-            f"{record.deal_reference} is recorded REJECTED at stage {record.stage} "
-            f"({record.reason}) but the broker executed it (deal {truth.deal_id}, "
-            f"size {truth.size})",
-        )
+        executed = truth is not None and truth.status == ACCEPTED
+        if isinstance(record, Rejected) and executed:
+            _violated(
+                OUTCOME_TRUTHFUL,
+                f"{record.deal_reference} is recorded REJECTED at stage {record.stage} "
+                f"({record.reason}) but the broker executed it (deal {truth.deal_id}, "
+                f"size {truth.size})",
+            )
+        if isinstance(record, Confirmed) and not executed:
+            broker = "has no record of it" if truth is None else f"rejected it ({truth.reason})"
+            _violated(
+                OUTCOME_TRUTHFUL,
+                f"{record.deal_reference} is recorded CONFIRMED ({record.action} deal "
+                f"{record.deal_id}, filled {record.filled_size}) but the broker {broker}",
+            )
 
 
 def check_repairs_truthful(world, report) -> None:
@@ -432,15 +442,17 @@ def check_liveness(world) -> None:
         _violated(LIVENESS, f"after healing the engine is still blind: {engine.watch.blind()}")
 
 
+# A recorded outcome that contradicts the broker is judged before the book it shaped: the
+# lie is the cause, the book differing from the broker its consequence.
 SAFETY_CHECKS = (
     check_at_arrival,
     check_engine_did_not_raise,
     check_no_silent_loss,
+    check_outcome_truthful,
     check_book_matches_broker,
     check_exactly_once_fills,
     check_kill_switch_durable,
     check_halt_durable,
-    check_outcome_truthful,
     check_snapshot_bounded,
     check_health_truthful,
     check_stream_gapless,

@@ -97,15 +97,11 @@ class ChaosMachine(RuleBasedStateMachine):
         engine = world.engine
 
         async def submit() -> OrderResult:
-            # A refresh already waiting at the broker may be the one this order joins.
-            requests_before = min(
-                [p.seq - 1 for p in world.sim.pending if p.kind == "account"],
-                default=len(world.sim.requests),
-            )
+            before = world.reference.before_decision(world)
             result = await engine.submit_order_intent(intent)
             self._answered(result)
             if result.status is OrderStatus.REJECTED and world.engine is engine:
-                world.reference.rejection_unjustified(intent, result, world, requests_before)
+                world.reference.rejection_unjustified(intent, result, world, before)
             return result
 
         world.start("submit", submit())
@@ -115,8 +111,11 @@ class ChaosMachine(RuleBasedStateMachine):
         engine = world.engine
 
         async def close() -> OrderResult:
+            before = world.reference.before_decision(world)
             result = await engine.close_position(deal_id, size)
             self._answered(result)
+            if result.status is OrderStatus.REJECTED and world.engine is engine:
+                world.reference.close_refusal_unjustified(deal_id, size, result, world, before)
             return result
 
         world.start("close", close())
@@ -363,9 +362,11 @@ class CrashRules:
     """The process dies; the disk's fsync fails and recovers."""
 
     @precondition(lambda self: not self.world.unmounted)
-    @rule(torn_bytes=st.sampled_from([0, 0, 7, 300]))
-    def crash_and_restart(self, torn_bytes):
-        """The process dies; what was not fsynced is lost (maybe a torn prefix survives)."""
+    @rule(torn_bytes=st.sampled_from([0, 0, 7, 300]), reconciles=st.booleans())
+    def crash_and_restart(self, torn_bytes, reconciles):
+        """The process dies; what was not fsynced is lost (maybe a torn prefix survives).
+        The new one starts as in production, reconciling first (`reconciles`), or is caught
+        before its first reconcile."""
         _count("crash_and_restart")
         ledger = self.world.crash_and_restart(torn_bytes)
         STATS.checked(
@@ -376,6 +377,8 @@ class CrashRules:
         invariants.check_engine_did_not_raise(self.world)
         invariants.check_ledger_readable(self.world, ledger)
         invariants.check_fail_closed(self.world)
+        if reconciles:
+            self._reconcile_task()
 
     @rule()
     def fsync_fails_with_eio(self):
@@ -544,7 +547,7 @@ class DiskMachine(ChaosMachine, OrderRules, CrashRules, DiskRules):
     """Tier 1, data corruption: disk full, failed flushes and fsyncs, rot, torn crashes."""
 
 
-class BrokerMachine(ChaosMachine, OrderRules, BrokerRules, InterleavingRules):
+class BrokerMachine(ChaosMachine, OrderRules, BrokerRules, InterleavingRules, CrashRules):
     """Tier 2, state inconsistency: the broker's faults, lies and races against the book."""
 
 

@@ -11,14 +11,16 @@ their violations are kept and raised by the machine after the step.
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
 
-from solat_chaos.engine.broker import BUY, SELL, OpenOrder
+from solat_chaos.engine.broker import BUY, SELL, OpenOrder, valid_size
 from solat_chaos.engine.engine import DEFAULT_EPICS, Engine, EngineConfig
-from solat_chaos.engine.records import Intent, Rejected
+from solat_chaos.engine.records import OPEN, TERMINAL, Intent, Rejected
 from solat_chaos.engine.router import OrderIntent, OrderResult, OrderStatus
 from solat_chaos.model.invariants import (
     AUDIT_BEFORE_BROKER,
@@ -34,6 +36,18 @@ from solat_chaos.model.invariants import (
 if TYPE_CHECKING:
     from solat_chaos.engine.broker import CloseOrder
     from solat_chaos.model.world import World
+
+
+@attrs.frozen
+class BeforeDecision:
+    """What the model knew as an order or close was started, to judge its refusal against:
+    the broker requests made before it (a refresh already waiting at the broker counts as
+    after: the order may join it), the disk faults armed until then, and whether one was
+    armed then."""
+
+    requests: int
+    disk_faults_armed: int
+    disk_sound: bool
 
 
 @attrs.frozen
@@ -60,6 +74,10 @@ class Reference:
         self.kill_switch_promised = False  # reported persisted, not since deactivated
         self.kill_switch_reported = False  # what the running engine last reported
         self.kill_switch_file_garbled = False
+        # The kill switch as the model predicts it from the operator's actions: whether the
+        # running engine's may be on, and the states a restart may find on disk.
+        self.kill_switch_may_be_on = False
+        self.kill_switch_on_disk: frozenset[bool] = frozenset({False})
         # The operator's halt as the model predicts it: whether the running engine must be
         # halted (None: the model cannot know), the states a restart may find on disk, and
         # the story behind the prediction, for the evidence.
@@ -69,6 +87,13 @@ class Reference:
         # What this process could know.
         self.latest_balance: BalanceFetch | None = None
         self.broker_last_ok: float | None = None
+        # Disk faults ever armed (a refusal while one was, or since an operation started, is
+        # justified), whether this process started on a faulty disk (its ledger or switches
+        # may have been unreadable), and whether the model saw a reconcile of this process
+        # succeed (until then it may refuse openings).
+        self.disk_faults_armed = 0
+        self.started_on_faulty_disk = False
+        self.reconciled = False
         # Why the book may differ from the broker since the last converged reconcile: events
         # at the broker the engine cannot have seen, or knowledge it lost (rot, a crash).
         self.book_may_lag: list[str] = []
@@ -97,6 +122,11 @@ class Reference:
         self.latest_balance = None
         self.broker_last_ok = None
         self.kill_switch_reported = engine.kill_switch.active
+        self.kill_switch_may_be_on = (
+            True in self.kill_switch_on_disk or self.kill_switch_file_garbled or not disk_sound
+        )
+        self.started_on_faulty_disk = not disk_sound
+        self.reconciled = False
         # A start on a faulty disk may fail closed (halted); one of two states on disk is
         # either.
         if self.halt_on_disk == {True}:
@@ -183,7 +213,10 @@ class Reference:
         truth: the engine's positions there and its opening orders still waiting there.
         `as_counted`: as an engine that knows the broker's truth counts them: every position
         (adopted ones too), every held order, even one the model knows will never execute
-        (past the grace), and the orders whose ledger lines rotted."""
+        (past the grace), the orders whose ledger lines rotted, and every opening order the
+        durable ledger shows without an outcome, or in the last hour: a write the engine saw
+        fail may have reached the disk after all, and a restarted engine cannot know such an
+        order never reached the broker."""
         limits = self.config.limits
         prefix = self.config.reference_prefix
 
@@ -204,24 +237,43 @@ class Reference:
         positions = [
             p for p in world.sim.snapshot_positions() if as_counted or ours(p.deal_reference)
         ]
+        hour_ago = world.clock.now() - 3600.0
+        counted = {r.deal_reference for r in waiting} | {p.deal_reference for p in positions}
+        unresolved: dict[str, float] = {}  # opening INTENTs without a durable outcome
+        recent_intents: set[str] = set()
+        if as_counted:
+            entries = world.durable_entries()
+            outcomes = {e.record.deal_reference for e in entries if isinstance(e.record, TERMINAL)}
+            for record in (e.record for e in entries):
+                if not isinstance(record, Intent) or record.action != OPEN:
+                    continue
+                if record.deal_reference not in outcomes | counted:
+                    unresolved[record.deal_reference] = record.size
+                if record.at > hour_ago:
+                    recent_intents.add(record.deal_reference)
         breaches = []
-        committed = len(positions) + len(waiting) + 1
+        committed = len(positions) + len(waiting) + len(unresolved) + 1
         if committed > limits.max_open_positions:
             breaches.append(
-                f"reached the broker with {len(positions)} positions open and {len(waiting)} "
-                f"opening orders waiting there: {committed} > limit {limits.max_open_positions}"
+                f"reached the broker with {len(positions)} positions open, {len(waiting)} "
+                f"opening orders waiting there and {len(unresolved)} unresolved in the ledger: "
+                f"{committed} > limit {limits.max_open_positions}"
             )
-        exposure = sum(p.size for p in positions) + sum(r.size or 0 for r in waiting) + size
+        exposure = (
+            sum(p.size for p in positions)
+            + sum(r.size or 0 for r in waiting)
+            + sum(unresolved.values())
+            + size
+        )
         if exposure > limits.max_exposure + 1e-9:
             breaches.append(
                 f"takes exposure at the broker to {exposure}, limit {limits.max_exposure}"
             )
-        hour_ago = world.clock.now() - 3600.0
-        recent = [
-            r
+        recent = {
+            r.deal_reference
             for r in world.sim.requests
             if r.kind == "open_position" and ours(r.deal_reference) and (r.at or 0) > hour_ago
-        ]
+        } | recent_intents
         if len(recent) + 1 > limits.max_orders_per_hour:
             breaches.append(
                 f"is the {len(recent) + 1}th in an hour, limit {limits.max_orders_per_hour}"
@@ -229,17 +281,115 @@ class Reference:
         return breaches
 
     def rejection_unjustified(
-        self, intent: OrderIntent, result: OrderResult, world: World, requests_before: int
+        self, intent: OrderIntent, result: OrderResult, world: World, before: BeforeDecision
     ) -> None:
-        """REJECTED_JUSTIFIED: an opening order refused while no disk fault is armed was
-        refused for a reason the model confirms at that instant: invalid input; at the broker,
-        which then saw it; a failed balance refresh; a limit reached against the broker's
-        truth plus the orders in flight (or a book the engine could not know was wrong).
-        A refusal by the trading state (kill switch, halt, blindness...) is not judged here."""
-        if world.disk_faults:
-            return  # a disk fault armed justifies any refusal
+        """REJECTED_JUSTIFIED for an opening order refused while no disk fault was armed
+        since it started (one justifies any refusal): the stage and reason are ones the model
+        confirms at that instant: invalid input; a trading state the model's own facts allow
+        (a halt or kill switch that may be on, no successful reconcile seen, a stream that may
+        hide a gap, a start on a faulty disk); at the broker, which then saw it; a failed
+        balance refresh, or a balance stale again after the last one; a limit reached against
+        the broker's truth plus the orders in flight (or a book the engine could not know
+        was wrong)."""
+
+        def unjustified(stage: str, reason: str) -> str | None:
+            if stage == "validation":
+                return None if _invalid(intent) else "the intent is valid"
+            if stage == "state":
+                return self._state_refusal_unjustified(world, opening=True)
+            if stage == "broker":
+                return self._broker_never_saw(result, world)
+            if stage == "risk" and reason.startswith("stale balance: refresh failed"):
+                since = world.sim.requests[before.requests :]
+                if any(r.kind == "account" and r.fault for r in since):
+                    return None
+                return "no balance request failed"
+            if stage == "risk" and reason.startswith("stale balance"):
+                return self._balance_fresh(world)
+            if stage == "risk":
+                knowable = not self.book_may_lag and not self.broker_misattributed_a_deal
+                if (
+                    knowable
+                    and intent.size <= self.config.limits.max_order_size
+                    and not self.limits_reached(intent.size, world, as_counted=True)
+                    and _funded(intent, world)
+                ):
+                    return "no limit is reached against the broker's truth"
+                return None
+            return "no refusal of an opening order has that stage"
+
+        self._judge_refusal(
+            f"opening order {result.deal_reference} ({intent.epic} {intent.direction} "
+            f"{intent.size})",
+            result,
+            world,
+            before,
+            unjustified,
+        )
+
+    def close_refusal_unjustified(
+        self,
+        deal_id: str,
+        size: float | None,
+        result: OrderResult,
+        world: World,
+        before: BeforeDecision,
+    ) -> None:
+        """REJECTED_JUSTIFIED for a close, which reduces risk: refused only for invalid input
+        (no such position, or more than it holds, at the broker or in a book the engine
+        could not know was wrong), a halt (its trading state HALTED: an operator's halt that
+        may be on, a disk fault, a start on a faulty disk — never the kill switch), or at the
+        broker, which then saw it."""
+
+        def unjustified(stage: str, reason: str) -> str | None:
+            if stage == "validation":
+                return self._close_valid(deal_id, size, world)
+            if stage == "state":
+                return self._state_refusal_unjustified(world, opening=False)
+            if stage == "broker":
+                return self._broker_never_saw(result, world)
+            return "no refusal of a close has that stage"
+
+        self._judge_refusal(
+            f"close {result.deal_reference} of deal {deal_id} (size {size or 'all'})",
+            result,
+            world,
+            before,
+            unjustified,
+        )
+
+    def _judge_refusal(
+        self,
+        what: str,
+        result: OrderResult,
+        world: World,
+        before: BeforeDecision,
+        unjustified: Callable[[str, str], str | None],
+    ) -> None:
+        """Judge a refusal's decision record by `unjustified(stage, reason)`: why the model
+        finds it unjustified, or None."""
+        decision = self._decision(result, world, before)
+        if decision is None:
+            return
+        why = unjustified(decision.stage, decision.reason)
+        if why is not None:
+            self._violated(
+                REJECTED_JUSTIFIED,
+                f"{what} was REJECTED at stage {decision.stage} ({decision.reason}) but {why}",
+            )
+
+    def _decision(
+        self, result: OrderResult, world: World, before: BeforeDecision
+    ) -> Rejected | None:
+        """The refusal's decision record, unless a disk fault was armed at any time since the
+        operation started (the disk is then the justification) or none was written (then
+        AUDIT_COMPLETE judges)."""
+        if world.disk_faults or not before.disk_sound:
+            return None
+        if self.disk_faults_armed != before.disk_faults_armed:
+            return None
         journal = world.engine.journal
-        decision = next(
+        return next(
             (
                 r
                 for r in [*journal.pending, *reversed(list(journal.ledger.records()))]
@@ -247,37 +397,66 @@ class Reference:
             ),
             None,
         )
-        if decision is None:
-            return  # no decision record: AUDIT_COMPLETE's to judge
-        stage, reason = decision.stage, decision.reason
-        why = None
-        if stage == "validation" and not _invalid(intent):
-            why = "the intent is valid"
-        elif (
-            stage == "broker" and result.deal_reference not in world.sim.received_deal_references()
-        ):
-            why = "the broker never saw it"
-        elif stage == "disk":
-            why = "the disk accepted writes"
-        elif stage == "risk" and reason.startswith("stale balance: refresh failed"):
-            since = world.sim.requests[requests_before:]
-            if not any(r.kind == "account" and r.fault for r in since):
-                why = "no balance request failed"
-        elif stage == "risk" and not reason.startswith("stale balance"):
-            knowable = not self.book_may_lag and not self.broker_misattributed_a_deal
-            if (
-                knowable
-                and intent.size <= self.config.limits.max_order_size
-                and not self.limits_reached(intent.size, world, as_counted=True)
-                and _funded(intent, world)
-            ):
-                why = "no limit is reached against the broker's truth"
-        if why is not None:
-            self._violated(
-                REJECTED_JUSTIFIED,
-                f"opening order {result.deal_reference} ({intent.epic} {intent.direction} "
-                f"{intent.size}) was REJECTED at stage {stage} ({reason}) but {why}",
+
+    def _broker_never_saw(self, result: OrderResult, world: World) -> str | None:
+        if result.deal_reference not in world.sim.received_deal_references():
+            return "the broker never saw it"
+        return None
+
+    def _state_refusal_unjustified(self, world: World, *, opening: bool) -> str | None:
+        """Whether the model's own facts, at this instant, allow the engine's trading state
+        to refuse: for an opening order, any state but ACTIVE; for a close, only HALTED."""
+        if self.halted is not False or self.started_on_faulty_disk:
+            return None  # a halt that may be on; a ledger or halt file maybe unreadable
+        if opening:
+            if self.kill_switch_may_be_on or not self.reconciled:
+                return None
+            if world.stream is not None and (self.stream_gap or not world.stream_live()):
+                return None
+            return (
+                "no halt or kill switch may be on, a reconcile of this process succeeded, "
+                "the disk accepted writes and the stream is live with no gap"
             )
+        return "no halt may be on and the disk accepted writes (a close is refused only HALTED)"
+
+    def _balance_fresh(self, world: World) -> str | None:
+        """Whether the balance the engine last fetched is fresh at this instant: fetched at
+        the book's current version, within its TTL."""
+        fetch = self.latest_balance
+        if fetch is None or fetch.book_version != world.engine.journal.book.version:
+            return None
+        age = world.clock.monotonic() - fetch.at
+        if age >= self.config.balance_ttl:
+            return None
+        return f"the last balance fetched is fresh ({age:.1f}s old, no fill since it was asked)"
+
+    def _close_valid(self, deal_id: str, size: float | None, world: World) -> str | None:
+        """Whether the close is valid against the broker's truth, and the engine could know
+        it: the broker holds the deal, at least `size` of it, nothing in flight could have
+        changed that, and nothing happened that the engine could not see."""
+        if size is not None and not valid_size(size):
+            return None
+        held = {p.deal_id: p.size for p in world.sim.snapshot_positions()}
+        if deal_id not in held or (size is not None and size > held[deal_id] + 1e-9):
+            return None
+        others = [t for t in world.running() if t.task is not asyncio.current_task()]
+        if self.book_may_lag or self.broker_misattributed_a_deal or others or world.sim.pending:
+            return None
+        return f"the broker holds deal {deal_id} ({held[deal_id]}) and the engine could know it"
+
+    def disk_fault_armed(self) -> None:
+        self.disk_faults_armed += 1
+
+    def before_decision(self, world: World) -> BeforeDecision:
+        """What a refusal of the operation starting now is judged against."""
+        return BeforeDecision(
+            requests=min(
+                [p.seq - 1 for p in world.sim.pending if p.kind == "account"],
+                default=len(world.sim.requests),
+            ),
+            disk_faults_armed=self.disk_faults_armed,
+            disk_sound=world.disk_sound(),
+        )
 
     def balance_fetched(self, book_version: int, at: float) -> None:
         self.latest_balance = BalanceFetch(book_version, at)
@@ -290,7 +469,9 @@ class Reference:
         self.stream_gaps += 1
 
     def reconcile_proved_the_stream(self, gaps_at_start: int, live_at_start: bool) -> None:
-        """A reconcile succeeded: it closes the gap if it started live after the last one."""
+        """A reconcile of the running engine succeeded: the engine is reconciled, and it
+        closes the stream's gap if it started live after the last one."""
+        self.reconciled = True
         if live_at_start and gaps_at_start == self.stream_gaps:
             self.stream_gap = None
 
@@ -316,12 +497,23 @@ class Reference:
 
     def kill_switch_activated(self, persisted: bool) -> None:
         self.kill_switch_reported = True
+        self.kill_switch_may_be_on = True
         if persisted:
             self.kill_switch_promised = True
             self.kill_switch_file_garbled = False
+            self.kill_switch_on_disk = frozenset({True})
+        else:
+            self.kill_switch_on_disk |= {True}
 
     def kill_switch_deactivated(self, active: bool, persisted: bool) -> None:
+        """A deactivation that did not persist leaves the switch as it was (it is off only
+        once durable), so the model's prediction moves only on `persisted`."""
         self.kill_switch_reported = active
+        if persisted:
+            self.kill_switch_may_be_on = False
+            self.kill_switch_on_disk = frozenset({False})
+        else:
+            self.kill_switch_on_disk |= {False}
         if not active and persisted:
             self.kill_switch_promised = False
             self.kill_switch_file_garbled = False

@@ -385,10 +385,12 @@ class World:
     def disk_fault(self, name: str, arm) -> None:
         arm(self.disk)
         self.disk_faults.add(name)
+        self.reference.disk_fault_armed()
 
     def unmount(self) -> None:
         self.unmounted = True
         self.disk_faults.add("unmounted")
+        self.reference.disk_fault_armed()
 
     def heal_disk(self) -> None:
         self.disk.heal()

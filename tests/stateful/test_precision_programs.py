@@ -1,0 +1,92 @@
+"""Hand-written programs for the precision invariants: each planted bug of REJECTED_JUSTIFIED's
+and OUTCOME_TRUTHFUL's newer halves is caught by that invariant where no older one could
+(the book agrees with the broker), and the unmodified core passes the same program."""
+
+from __future__ import annotations
+
+import pytest
+
+from solat_chaos.model import invariants
+from solat_chaos.model.machines import EPICS, BrokerMachine, ChaosMachine, RecoveryMachine
+
+from ..planted_bugs import planted
+
+pytestmark = [pytest.mark.chaos, pytest.mark.stateful]
+
+
+def violations(machine: ChaosMachine) -> list[str]:
+    """The invariants the step just taken broke, as the machine's safety check reports them."""
+    try:
+        machine.safety()
+    except invariants.InvariantViolation as violation:
+        return [violation.invariant]
+    return []
+
+
+def the_only_deal(machine: ChaosMachine) -> str:
+    (deal,) = machine.world.local_positions()
+    return deal
+
+
+def close_after_the_dashboard_closed_it() -> tuple[list[str], bool]:
+    """The violations, and whether the book then agrees with the broker."""
+    machine = BrokerMachine()
+    try:
+        machine.start_engine()
+        machine.submit_order(EPICS[0], "BUY", 1.0)
+        deal = the_only_deal(machine)
+        machine.close_on_the_dashboard(deal, 1.0)
+        machine.close_position(deal, 1.0)
+        agrees = machine.world.local_positions() == machine.world.broker_positions()
+        return violations(machine), agrees
+    finally:
+        machine.world.close()
+
+
+def test_a_close_the_broker_rejected_recorded_filled_is_untruthful() -> None:
+    assert close_after_the_dashboard_closed_it() == ([], False)  # a reconcile will repair
+    with planted("refused_close_recorded_filled"):
+        # The book agrees with the broker: only the recorded outcome can tell the lie.
+        assert close_after_the_dashboard_closed_it() == ([invariants.OUTCOME_TRUTHFUL], True)
+
+
+def close_under_the_kill_switch() -> list[str]:
+    machine = RecoveryMachine()
+    try:
+        machine.start_engine()
+        machine.submit_order(EPICS[0], "BUY", 1.0)
+        machine.activate_kill_switch()
+        machine.submit_order(EPICS[0], "BUY", 1.0)  # refused, and rightly: judged so
+        assert violations(machine) == []
+        machine.close_position(the_only_deal(machine), 1.0)
+        return violations(machine)
+    finally:
+        machine.world.close()
+
+
+def test_a_close_refused_under_the_kill_switch_is_unjustified() -> None:
+    assert close_under_the_kill_switch() == []
+    with planted("closes_refused_unless_active"):
+        assert close_under_the_kill_switch() == [invariants.REJECTED_JUSTIFIED]
+
+
+def duplicate_confirm_after_a_restart() -> list[str]:
+    machine = BrokerMachine()
+    try:
+        machine.start_engine()
+        machine.submit_order(EPICS[0], "BUY", 1.0)
+        deal = the_only_deal(machine)
+        machine.crash_and_restart(0, reconciles=False)
+        machine.submit_order(EPICS[0], "BUY", 1.0)  # refused until reconciled: judged so
+        assert violations(machine) == []
+        machine.reconcile()
+        machine.order_confirmed_with_a_duplicate_deal_id(deal, EPICS[0], 1.0)
+        return violations(machine)
+    finally:
+        machine.world.close()
+
+
+def test_the_fill_index_is_rebuilt_at_restart() -> None:
+    assert duplicate_confirm_after_a_restart() == []
+    with planted("fill_dedupe_not_rebuilt_at_restart"):
+        assert duplicate_confirm_after_a_restart() == [invariants.EXACTLY_ONCE_FILLS]
