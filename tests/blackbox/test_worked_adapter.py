@@ -46,8 +46,13 @@ def worked_adapter() -> str:
 @pytest.fixture
 def reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The doc's adapter as an importable module, and `myengine` on PATH."""
-    (tmp_path / "my_adapter.py").write_text(worked_adapter())
-    monkeypatch.syspath_prepend(str(tmp_path))
+    # In a folder named `tests`, which Hypothesis does not count as local code: imported
+    # in-process, the adapter would otherwise join the constants pool of every hunt after it
+    # (tests/conftest.py).
+    adapter_dir = tmp_path / "tests"
+    adapter_dir.mkdir()
+    (adapter_dir / "my_adapter.py").write_text(worked_adapter())
+    monkeypatch.syspath_prepend(str(adapter_dir))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     launcher = bin_dir / "myengine"

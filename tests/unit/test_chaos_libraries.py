@@ -4,6 +4,7 @@ seed; the TCP proxy stays on loopback, frames HTTP correctly and never outlives 
 from __future__ import annotations
 
 import random
+import re
 import socket
 import time
 
@@ -159,3 +160,21 @@ def test_the_plugin_declares_markers_and_prints_the_seed(pytester: pytest.Pytest
     result.assert_outcomes(passed=1, deselected=1)
     refused = pytester.runpytest("--chaos-seed=five")
     assert "--chaos-seed takes an integer or 'random'" in refused.stderr.str()
+
+
+def test_every_xdist_worker_uses_the_seed_the_run_prints(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import os
+        from pathlib import Path
+
+        def test_seed(chaos_seed):
+            Path(os.environ["PYTEST_XDIST_WORKER"]).write_text(str(chaos_seed))
+        """
+    )
+    # `each`: the test runs on both workers, so each must have been handed the seed.
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "each", "--chaos-seed=random")
+    result.assert_outcomes(passed=2)
+    printed = re.search(r"chaos seed (\d+) \(replay", result.stdout.str()).group(1)
+    assert [(pytester.path / w).read_text() for w in ("gw0", "gw1")] == [printed, printed]

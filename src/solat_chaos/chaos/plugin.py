@@ -78,7 +78,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
-    config.stash[_SEED] = _parse_seed(config.getoption("chaos_seed", None))
+    # An xdist worker takes the seed its controller drew: the one the run prints for replay.
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        config.stash[_SEED] = workerinput["chaos_seed"]
+    else:
+        config.stash[_SEED] = _parse_seed(config.getoption("chaos_seed", None))
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: only called when it is installed
+def pytest_configure_node(node) -> None:
+    node.workerinput["chaos_seed"] = node.config.stash[_SEED]
 
 
 def _parse_seed(raw: str | None) -> int:
