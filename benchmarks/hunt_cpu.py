@@ -1,6 +1,7 @@
-"""CPU seconds of planted-bug hunts, with the settings of
-tests/stateful/test_catches_planted_bugs.py (`BUDGET`), or those with Hypothesis' explain
-phase back (`--explain`, as the hunts ran before).
+"""CPU seconds of planted-bug hunts, with the derandomized settings the hunts of
+tests/stateful/test_catches_planted_bugs.py used before they turned to seeds (`BUDGET`:
+1,000 examples of 10 steps), or those with Hypothesis' explain phase back (`--explain`, as
+the hunts ran before that).
 
     .venv/bin/python benchmarks/hunt_cpu.py BUG [BUG...] [--explain]
 

@@ -7,7 +7,8 @@ to the verdict, per bug and seed.
 For every in-process planted bug (tests/planted_bugs.py; the process machine's are not run
 here) and every seed, one explore run as `solat-chaos explore --seed S` runs it: every
 machine, the profile's budget, one worker, in this process so the monkeypatched bug applies,
-on a fresh example database. A run *finds* the bug when it fails with one of the bug's
+on a fresh example database, in the bug's broker view (`--broker-view rest` for the IG
+adapter's bug). A run *finds* the bug when it fails with one of the bug's
 invariants. Prints one line a run, then a table a bug:
 
 | bug | found | invariant | first failure (median) | verdict (max after first failure) |
@@ -62,6 +63,7 @@ def hunt(bug: str, seed: int, profile: str, keep_going: bool) -> Hunt:
             failures_dir=Path(scratch, "failures"),
             database=str(Path(scratch, "db")),
             record=False,
+            broker_view=planted_bug.view,
             **({"keep_going": True} if keep_going else {}),
         )
         report = explore(options)
