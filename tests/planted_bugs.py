@@ -606,7 +606,7 @@ BUGS: dict[str, Bug] = {
             "the IG adapter answers REJECTED when the confirm poll after a successful order "
             "POST fails, though the order was sent and may have executed",
             _confirm_poll_failure_is_rejected,
-            also=(invariants.CONVERGENCE,),
+            also=(invariants.CONVERGENCE, invariants.REJECTED_JUSTIFIED),
             view=REST,
         ),
         Bug(

@@ -29,14 +29,17 @@ BUDGET = settings(
     # for it cost several times the rest of a hunt (8.5 s of CPU against 2.5 s for one).
     phases=[phase for phase in Phase if phase is not Phase.explain],
 )
-# A hunt: examples as long as the `ci` profile's, on each seed in turn until one fails. One
-# derandomized run of 1,000 short examples found some bugs on one code version and missed
-# them after an unrelated edit; three seeds of 300 long ones find every bug on the first or
-# second (docs/benchmarks.md, "The planted-bug hunts").
+# A hunt: examples as long as the `ci` profile's, on each seed in turn until one fails with
+# a counterexample shrunk to at most MAX_STEPS steps. One derandomized run of 1,000 short
+# examples found some bugs on one code version and missed them after an unrelated edit; the
+# rarest bugs here are found on about one seed in three (docs/benchmarks.md, "The planted-bug
+# hunts"), and shrinking does not always reach the shortest counterexample from where the
+# search found the bug (a rule the example's swarm left out cannot replace the one it used).
 HUNT = settings(
     BUDGET, derandomize=False, max_examples=300, stateful_step_count=30, print_blob=True
 )
-HUNT_SEEDS = (1, 2, 3)
+HUNT_SEEDS = (1, 2, 3, 4, 5, 6)
+MAX_STEPS = 8
 STEP = re.compile(r"^(\(.*\) = )?state\.(\w+)\(")
 
 
@@ -59,15 +62,18 @@ def steps_of_program(program: str) -> list[str]:
     ]
 
 
-def hunt(bug: str) -> Failure | None:
-    """The first failure the bug's machine finds, in the bug's broker view, on the hunt's
-    seeds in turn; None when no seed finds one."""
-    machine = MACHINES[BUGS[bug].machine]
+def hunt(bug: str) -> list[Failure]:
+    """What the bug's machine finds, in the bug's broker view, on the hunt's seeds in turn:
+    one failure a seed that failed, up to the first shrunk to at most MAX_STEPS steps."""
+    found = []
     for seed in HUNT_SEEDS:
-        failures = run_machine(machine, HUNT, seed=seed, broker_view=BUGS[bug].view)
-        if failures:
-            return failures[0]
-    return None
+        failures = run_machine(
+            MACHINES[BUGS[bug].machine], HUNT, seed=seed, broker_view=BUGS[bug].view
+        )
+        found += failures[:1]
+        if failures and len(steps_of_program(failures[0].steps)) <= MAX_STEPS:
+            break
+    return found
 
 
 # The bugs planted in a served process are the process machine's (tests/blackbox/).
@@ -77,11 +83,12 @@ IN_PROCESS = [name for name, bug in BUGS.items() if bug.machine in MACHINES]
 @pytest.mark.parametrize("bug", IN_PROCESS, ids=IN_PROCESS)
 def test_the_machine_catches_the_planted_bug(bug: str) -> None:
     with planted(bug) as planted_bug:
-        failure = hunt(bug)
-    assert failure is not None, f"no seed of {HUNT_SEEDS} found {bug}"
-    assert failure.invariant in planted_bug.invariants, failure.message
-    steps = steps_of_program(failure.steps)
-    assert 0 < len(steps) <= 8, failure.steps
+        found = hunt(bug)
+    assert found, f"no seed of {HUNT_SEEDS} found {bug}"
+    for failure in found:
+        assert failure.invariant in planted_bug.invariants, failure.message
+    steps = steps_of_program(found[-1].steps)
+    assert 0 < len(steps) <= MAX_STEPS, found[-1].steps
 
 
 # The bugs only a machine in another broker view can reach.
