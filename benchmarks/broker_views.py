@@ -18,47 +18,30 @@ step counts printed should be equal. Prints one line per run and a result line:
 from __future__ import annotations
 
 import argparse
-import time
+import functools
 
-from hypothesis import HealthCheck, settings
+from side_by_side import add_budget_options, best_rates, budget_of, steps_per_second
 
 from solat_chaos.model.machines import MACHINES
-from solat_chaos.model.runner import run_machine
-from solat_chaos.model.stats import STATS
 from solat_chaos.model.views import BROKER_VIEWS
-
-
-def steps_per_second(machine: type, view: str, budget: settings, seed: int) -> float:
-    STATS.reset()
-    begun = time.perf_counter()
-    failures = run_machine(machine, budget, seed=seed, broker_view=view)
-    seconds = time.perf_counter() - begun
-    if failures:
-        raise SystemExit(f"{machine.__name__} failed in view {view}: {failures[0].message}")
-    print(f"{machine.__name__} ({view}): {STATS.steps} steps in {seconds:.2f}s")
-    return STATS.steps / seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--machine", default="broker", choices=sorted(MACHINES))
-    parser.add_argument("--max-examples", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=30, help="stateful_step_count")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=3)
+    add_budget_options(parser, max_examples=100, steps=30)
     args = parser.parse_args()
-    budget = settings(
-        max_examples=args.max_examples,
-        stateful_step_count=args.steps,
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    budget = budget_of(args)
     machine = MACHINES[args.machine]
-    best = dict.fromkeys(BROKER_VIEWS, 0.0)
-    for _ in range(args.rounds):
-        for view in BROKER_VIEWS:
-            best[view] = max(best[view], steps_per_second(machine, view, budget, args.seed))
+    best = best_rates(
+        args.rounds,
+        {
+            view: functools.partial(
+                steps_per_second, machine, budget, args.seed, label=f" ({view})", broker_view=view
+            )
+            for view in BROKER_VIEWS
+        },
+    )
     print(
         f"broker_views: machine={args.machine} max_examples={args.max_examples} "
         f"steps={args.steps} seed={args.seed} sim={best['sim']:,.0f} steps/s "

@@ -17,9 +17,9 @@ Prints one line per run and a result line:
 from __future__ import annotations
 
 import argparse
-import time
+import functools
 
-from hypothesis import HealthCheck, settings
+from side_by_side import add_budget_options, best_rates, budget_of, steps_per_second
 
 from solat_chaos.model.machines import (
     BrokerRules,
@@ -31,8 +31,6 @@ from solat_chaos.model.machines import (
     OrderRules,
     RecoveryRules,
 )
-from solat_chaos.model.runner import run_machine
-from solat_chaos.model.stats import STATS
 
 
 class EngineMachineWithoutStream(
@@ -41,36 +39,18 @@ class EngineMachineWithoutStream(
     """EngineMachine before the stream rules."""
 
 
-def steps_per_second(machine: type, budget: settings, seed: int) -> tuple[float, int]:
-    STATS.reset()
-    begun = time.perf_counter()
-    failures = run_machine(machine, budget, seed=seed)
-    seconds = time.perf_counter() - begun
-    if failures:
-        raise SystemExit(f"{machine.__name__} failed, nothing to compare: {failures[0].message}")
-    print(f"{machine.__name__}: {STATS.steps} steps in {seconds:.2f}s")
-    return STATS.steps / seconds, STATS.steps
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--max-examples", type=int, default=200)
-    parser.add_argument("--steps", type=int, default=50, help="stateful_step_count")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=3)
+    add_budget_options(parser, max_examples=200, steps=50)
     args = parser.parse_args()
-    budget = settings(
-        max_examples=args.max_examples,
-        stateful_step_count=args.steps,
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
+    budget = budget_of(args)
+    best = best_rates(
+        args.rounds,
+        {
+            label: functools.partial(steps_per_second, machine, budget, args.seed)
+            for label, machine in (("without", EngineMachineWithoutStream), ("with", EngineMachine))
+        },
     )
-    best = {"without": 0.0, "with": 0.0}
-    for _ in range(args.rounds):
-        for label, machine in (("without", EngineMachineWithoutStream), ("with", EngineMachine)):
-            rate, _ = steps_per_second(machine, budget, args.seed)
-            best[label] = max(best[label], rate)
     print(
         f"stream_rules: max_examples={args.max_examples} steps={args.steps} seed={args.seed} "
         f"without={best['without']:,.0f} steps/s with={best['with']:,.0f} steps/s "
