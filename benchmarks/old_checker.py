@@ -25,6 +25,7 @@ module those missing names as plain strings (each invariant's value is its own n
 importing the catalogue. They are labels only: what REF checks and reports is its own
 `invariants.ALL`, which is untouched; the child lists the names it added. A bug whose
 monkeypatch names something REF's core does not have is reported "not applicable", not run.
+A REF without broker views (`model.views`) gets the view labels (`SIM`, `REST`) the same way.
 
 Ends with a table: per bug, the old checker's exit codes (ci seeds, then dev) and the
 invariants it found, and the same for the new checker with each invariant's machine and
@@ -35,6 +36,7 @@ heal phase not counted, as in tests/stateful/test_catches_planted_bugs.py).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -43,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +75,13 @@ def child(bug: str, src: str, argv: list[str]) -> None:
         setattr(invariants, name, name)
     if missing:
         print(f"labels added to this checker's invariants: {', '.join(missing)}", file=sys.stderr)
+    if importlib.util.find_spec("solat_chaos.model.views") is None:
+        # A checker from before the broker views: the catalogue's view labels, nothing more
+        # (such a checker runs every machine on the sim port).
+        views = types.ModuleType("solat_chaos.model.views")
+        views.SIM, views.REST = "sim", "rest"
+        sys.modules[views.__name__] = views
+        print("labels added for the broker views this checker lacks", file=sys.stderr)
 
     try:
         from tests.planted_bugs import planted
