@@ -4,6 +4,9 @@ and OUTCOME_TRUTHFUL's newer halves is caught by that invariant where no older o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from solat_chaos.model import invariants
@@ -23,6 +26,17 @@ def violations(machine: ChaosMachine) -> list[str]:
     return []
 
 
+@contextmanager
+def started(machine_cls: type[ChaosMachine]) -> Iterator[ChaosMachine]:
+    """A machine with its engine started as every example starts it; its world closed after."""
+    machine = machine_cls()
+    try:
+        machine.start_engine()
+        yield machine
+    finally:
+        machine.world.close()
+
+
 def the_only_deal(machine: ChaosMachine) -> str:
     (deal,) = machine.world.local_positions()
     return deal
@@ -30,17 +44,13 @@ def the_only_deal(machine: ChaosMachine) -> str:
 
 def close_after_the_dashboard_closed_it() -> tuple[list[str], bool]:
     """The violations, and whether the book then agrees with the broker."""
-    machine = BrokerMachine()
-    try:
-        machine.start_engine()
+    with started(BrokerMachine) as machine:
         machine.submit_order(EPICS[0], "BUY", 1.0)
         deal = the_only_deal(machine)
         machine.close_on_the_dashboard(deal, 1.0)
         machine.close_position(deal, 1.0)
         agrees = machine.world.local_positions() == machine.world.broker_positions()
         return violations(machine), agrees
-    finally:
-        machine.world.close()
 
 
 def test_a_close_the_broker_rejected_recorded_filled_is_untruthful() -> None:
@@ -51,17 +61,13 @@ def test_a_close_the_broker_rejected_recorded_filled_is_untruthful() -> None:
 
 
 def close_under_the_kill_switch() -> list[str]:
-    machine = RecoveryMachine()
-    try:
-        machine.start_engine()
+    with started(RecoveryMachine) as machine:
         machine.submit_order(EPICS[0], "BUY", 1.0)
         machine.activate_kill_switch()
         machine.submit_order(EPICS[0], "BUY", 1.0)  # refused, and rightly: judged so
         assert violations(machine) == []
         machine.close_position(the_only_deal(machine), 1.0)
         return violations(machine)
-    finally:
-        machine.world.close()
 
 
 def test_a_close_refused_under_the_kill_switch_is_unjustified() -> None:
@@ -71,9 +77,7 @@ def test_a_close_refused_under_the_kill_switch_is_unjustified() -> None:
 
 
 def duplicate_confirm_after_a_restart() -> list[str]:
-    machine = BrokerMachine()
-    try:
-        machine.start_engine()
+    with started(BrokerMachine) as machine:
         machine.submit_order(EPICS[0], "BUY", 1.0)
         deal = the_only_deal(machine)
         machine.crash_and_restart(0, reconciles=False)
@@ -82,8 +86,6 @@ def duplicate_confirm_after_a_restart() -> list[str]:
         machine.reconcile()
         machine.order_confirmed_with_a_duplicate_deal_id(deal, EPICS[0], 1.0)
         return violations(machine)
-    finally:
-        machine.world.close()
 
 
 def test_the_fill_index_is_rebuilt_at_restart() -> None:
