@@ -240,7 +240,7 @@ def serve(
                 stopping=stopping,
             )
             if held is not None:
-                app.router.routes.extend(clock_routes(engine, held, token))
+                app.router.routes.extend(clock_routes(engine, held, token, stream))
             config = uvicorn.Config(
                 app, http="h11", lifespan="on", log_level="warning", access_log=False
             )

@@ -10,6 +10,17 @@ start, so a black-box run replays.
 
 Waiting does not move this clock either (`sleep` only yields): a Retry-After or a read's
 backoff passes at once, and the harness's copy of the time stays exact.
+
+The trade stream keeps speaking while time passes: a jump moves the clock in steps no longer
+than the stream's keepalive interval and, at each, the stream reports what its connection
+really says (alive, or stalled). So a jump over a live stream is not silence, and one over a
+dead stream is, whatever real time the request happened to take.
+
+`GET /test/stream` (token required) answers `{"session": ID or null, "updates": N}`: the
+trade stream session the engine reads and how many of its updates the engine has handled.
+A harness compares it with what the broker sent on that session, and looks at the engine
+only once the engine has caught up: the stream's real-time delivery then never decides what
+a step sees.
 """
 
 from __future__ import annotations
@@ -23,10 +34,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from solat_chaos.api.token import bearer_matches
+from solat_chaos.broker.ig_stream import IGTradeStream
 from solat_chaos.engine.clock import SimClock
 from solat_chaos.engine.engine import Engine
 
 ADVANCE_PATH = "/test/clock/advance"
+STREAM_PATH = "/test/stream"
 # Past a timer's threshold, not on it: ages are compared with `>`.
 PAST = 0.001
 
@@ -56,10 +69,24 @@ def seconds_to_next_timer(engine: Engine) -> float:
     return min(t for t in timers if t > 0) + PAST if any(t > 0 for t in timers) else PAST
 
 
-def clock_routes(engine: Engine, clock: HeldClock, token: str) -> list[Route]:
+def clock_routes(
+    engine: Engine, clock: HeldClock, token: str, stream: IGTradeStream | None = None
+) -> list[Route]:
+    """The test-only routes; `stream` is the engine's trade stream, if it has one."""
+
+    def move(seconds: float) -> None:
+        if stream is None:
+            clock.advance(seconds)
+            return
+        step = stream.timings.keepalive
+        while seconds > 0:
+            clock.advance(min(step, seconds))
+            seconds -= step
+            stream.prove_alive()
+
     async def advance(request: Request) -> Response:
         if not bearer_matches(request.headers.get("authorization"), token):
-            return _refused(401, "this call needs Authorization: Bearer <token>", "Authorization")
+            return _unauthorized()
         try:
             body = json.loads(await request.body() or b"{}")
         except ValueError as e:
@@ -74,7 +101,7 @@ def clock_routes(engine: Engine, clock: HeldClock, token: str) -> list[Route]:
                 return _refused(422, "seconds must be a number", "seconds")
             if not (math.isfinite(seconds) and seconds >= 0):
                 return _refused(422, "seconds must be finite and >= 0", "seconds")
-        clock.advance(float(seconds))
+        move(float(seconds))
         report = await engine.tick()
         return JSONResponse(
             {
@@ -84,7 +111,20 @@ def clock_routes(engine: Engine, clock: HeldClock, token: str) -> list[Route]:
             }
         )
 
-    return [Route(ADVANCE_PATH, advance, methods=["POST"])]
+    async def stream_progress(request: Request) -> Response:
+        if not bearer_matches(request.headers.get("authorization"), token):
+            return _unauthorized()
+        session, updates = (None, 0) if stream is None else stream.progress
+        return JSONResponse({"session": session, "updates": updates})
+
+    return [
+        Route(ADVANCE_PATH, advance, methods=["POST"]),
+        Route(STREAM_PATH, stream_progress, methods=["GET"]),
+    ]
+
+
+def _unauthorized() -> JSONResponse:
+    return _refused(401, "this call needs Authorization: Bearer <token>", "Authorization")
 
 
 def _refused(status: int, error: str, field: str) -> JSONResponse:

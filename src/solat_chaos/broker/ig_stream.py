@@ -323,6 +323,8 @@ class IGTradeStream:
         self.statuses: list[str] = []  # every client status, in order (for diagnosis)
         self.server_errors: list[tuple[int, str]] = []
         self.keepalives = 0  # how many on_keepalive calls the listener had
+        # Updates the listener has had from the current session (a test harness waits on it).
+        self._session_updates = 0
         self._generation = 0  # which client is current: a replaced one's late calls are dropped
 
     # ------------------------------------------------------------------ the port
@@ -360,6 +362,29 @@ class IGTradeStream:
     @property
     def session_id(self) -> str | None:
         return None if self._client is None else self._client.connectionDetails.getSessionId()
+
+    @property
+    def progress(self) -> tuple[str | None, int]:
+        """The session the listener reads now, and how many of its updates it has had (on
+        the engine's loop): what a test harness waits on before it looks at the engine."""
+        return (self._session_id if self._connected else None, self._session_updates)
+
+    def prove_alive(self) -> None:
+        """Tell the listener, once, what the library's keepalive state says now: a keepalive,
+        a stall, or a stall that ended. The keepalive timer does this every `keepalive`
+        seconds; a host whose clock jumps (a held test clock) does it at every step of the
+        jump, since a live stream keeps speaking while time passes."""
+        assert self._listener is not None
+        if self._stopped or not self._connected or self._client is None:
+            return
+        state = keepalive_state(self._client)
+        if state == ARRIVED:
+            self._stall_ended()
+            self.keepalives += 1
+            self._listener.on_keepalive()
+        elif state == STALLED and not self._stalled:
+            self._stalled = True
+            self._listener.on_status(StreamStatus(StreamState.STALLED, self._session_id, "STALLED"))
 
     # ------------------------------------------------------------------ connecting
 
@@ -459,6 +484,8 @@ class IGTradeStream:
         self._connected = status.state is StreamState.CONNECTED
         self._stalled = False
         if self._connected:
+            if status.session_id != self._session_id:
+                self._session_updates = 0
             self._session_id = status.session_id
         if self._keepalive is not None:
             self._keepalive.cancel()
@@ -468,19 +495,11 @@ class IGTradeStream:
             self._keepalive = self._loop.call_later(self.timings.keepalive, self._check_alive)
 
     def _check_alive(self) -> None:
-        """Read the library's keepalive state: a keepalive, a stall, or a stall that ended."""
-        assert self._listener is not None and self._loop is not None
+        assert self._loop is not None
         self._keepalive = None
         if self._stopped or not self._connected or self._client is None:
             return
-        state = keepalive_state(self._client)
-        if state == ARRIVED:
-            self._stall_ended()
-            self.keepalives += 1
-            self._listener.on_keepalive()
-        elif state == STALLED and not self._stalled:
-            self._stalled = True
-            self._listener.on_status(StreamStatus(StreamState.STALLED, self._session_id, "STALLED"))
+        self.prove_alive()
         self._keepalive = self._loop.call_later(self.timings.keepalive, self._check_alive)
 
     def _stall_ended(self) -> None:
@@ -511,6 +530,7 @@ class IGTradeStream:
 
     def _update(self, values: dict[str, str]) -> None:
         assert self._listener is not None
+        self._session_updates += 1
         self._stall_ended()
         for channel in (CONFIRMS, OPU):
             raw = values.get(channel)

@@ -196,6 +196,21 @@ class TlcpState:
         with self._lock:
             return len(self._live)
 
+    def updates_sent(self, session_id: str | None) -> int | None:
+        """How many updates the session's stream has sent, once it has sent every broker
+        event so far (its subscription confirmed, nothing held back); None until then, and
+        for a session that is unknown, ended, paused or silenced."""
+        with self._lock:
+            session = self._sessions.get(session_id or "")
+            if session is None or session.sub_id is None or session.end is not None:
+                return None
+            if self._paused or session.silenced or session.id not in self._live.values():
+                return None
+            self._pump()
+            if session.delivered < len(session.notifications):
+                return None
+            return sum(1 for line in session.notifications if line.startswith("U,"))
+
     # -------------------------------------------------------------- updates
 
     def _updates(self, event: BrokerEvent) -> list[str]:

@@ -8,8 +8,9 @@ process machine speaks to an `EngineAdapter`, never to URLs. An adapter knows:
   the data directory, the port), and when it is ready (`health`);
 - the operations the rules need: submit, close, positions, reconcile, activate, deactivate
   and read the kill switch;
-- optionally, the engine's clock (`advance_clock`, `advance_to_next_timer`), which makes a
-  run replayable, and what its data directory holds (`ledger`, `kill_switch_file`), which
+- optionally, the engine's clock (`advance_clock`, `advance_to_next_timer`) and how far it
+  has read its trade stream (`trade_stream_position`), which make a run replayable, and what
+  its data directory holds (`ledger`, `kill_switch_file`), which
   the after-the-fact invariants read.
 
 An operation the engine did not answer (refused, reset, timed out, a dead or paused process)
@@ -101,6 +102,15 @@ class HealthAnswer:
 
 
 @attrs.frozen
+class StreamPosition:
+    """How far the engine has read the broker's trade stream: the session it reads now
+    (None while it has none) and how many of that session's updates it has handled."""
+
+    session: str | None
+    updates: int
+
+
+@attrs.frozen
 class KillSwitchFile:
     """The kill switch state file after the fact: `whole` is False for a torn or corrupt file."""
 
@@ -181,6 +191,12 @@ class EngineAdapter:
     def advance_to_next_timer(self) -> float:
         """Move the engine's clock to its next timer and let it run; the seconds moved."""
         raise NotSupported(f"{self.name}: no test clock")
+
+    def trade_stream_position(self) -> StreamPosition:
+        """How far the engine has read the broker's trade stream (Lightstreamer): the harness
+        waits until it has handled everything the broker sent before it looks, so the
+        stream's real-time delivery never decides what a step sees."""
+        raise NotSupported(f"{self.name}: does not say how far it read its trade stream")
 
     # -- optional: the data directory, read after the fact ---------------------------------
 
@@ -337,6 +353,10 @@ class SolatEngineAdapter(EngineAdapter):
     def advance_to_next_timer(self) -> float:
         body = self._call("POST", "/test/clock/advance", body={"next_timer": True}, auth=True)
         return float(body["advanced"])
+
+    def trade_stream_position(self) -> StreamPosition:
+        body = self._call("GET", "/test/stream", auth=True)
+        return StreamPosition(body.get("session"), int(body.get("updates") or 0))
 
     # -- the data directory ---------------------------------------------------------------
 

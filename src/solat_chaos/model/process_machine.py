@@ -10,7 +10,9 @@ outside (`model.process_checks`): the broker's truth, the API's answers, the fil
 Every example ends with a heal phase and LIVENESS, as the in-process machines do.
 
 Time is the engine's clock, held by the harness (`advance_clock`, `advance_to_next_timer`),
-so an example replays from its artifact; docs/model.md lists what still varies between runs.
+and the harness steps in lockstep with the engine's trade stream (it looks at the engine only
+once the engine has handled everything the broker's stream sent), so an example replays from
+its artifact; docs/model.md lists what still varies between runs.
 
 What Hypothesis draws never depends on what the process answered: a replayed example must
 make the same draws, though the process's timing differs from run to run. So no Bundle is
@@ -105,6 +107,11 @@ class ProcessChaosMachine(RuleBasedStateMachine):
         disk_off = disk_fault_support()
         if disk_off is not None:
             missing["rule disk_fills_up (a real ENOSPC) is off"] = disk_off
+        if cls.adapter_cls.trade_stream_position is EngineAdapter.trade_stream_position:
+            missing["replay: lockstep with the trade stream"] = (
+                "the adapter does not say how far the engine read its trade stream: a replay "
+                "may see the stream's updates at other steps"
+            )
         return missing
 
     def _order_arrives(self, order) -> None:
@@ -127,6 +134,7 @@ class ProcessChaosMachine(RuleBasedStateMachine):
             start()
         except EngineDidNotStart as exc:
             raise InvariantViolation(LIVENESS, f"the engine did not come up: {exc}") from exc
+        self._catch_up_with_the_stream()
         active = self.adapter.kill_switch_status().active
         self.outside.kill_switch_reported = active
         STATS.checked(checks.check_fail_closed, checks.check_kill_switch_durable)
@@ -149,6 +157,18 @@ class ProcessChaosMachine(RuleBasedStateMachine):
             local = self.adapter.positions()
             checks.check_converged(local, self.world, "right after a reconcile reported success")
             self.outside.book_may_lag.clear()
+
+    def _catch_up_with_the_stream(self) -> None:
+        """Before the engine is looked at, it has handled everything the broker's trade
+        stream sent it: the stream's real-time delivery must not decide what a step sees.
+        An engine that does not say how far it read is looked at as it is."""
+        try:
+            caught_up = self.world.stream_caught_up()
+        except (NotSupported, EngineUnreachable):
+            return
+        if not caught_up:
+            note("the engine did not catch up with the broker's trade stream in time")
+            event("trade stream not caught up")
 
     def _learn_deals(self) -> None:
         """Remember the deals the broker and the engine's book show now."""
@@ -190,6 +210,7 @@ class ProcessChaosMachine(RuleBasedStateMachine):
         world = self.world
         if not self._engine_runs():
             return
+        self._catch_up_with_the_stream()
         try:
             health = self.adapter.health()
             local = self.adapter.positions()

@@ -9,7 +9,9 @@ The broker runs here, so its truth (positions, the request log, what it executed
 directly, and every order is looked at the instant it arrives: the engine's ledger file is
 read right then. The engine is reached only through its `EngineAdapter`. Time is the
 engine's test clock, held by the harness: it moves when a rule moves it (and a second at each
-restart), and the broker stamps requests with the same time.
+restart), and the broker stamps requests with the same time. The trade stream is real-time,
+so the harness steps in lockstep with it: before it looks at the engine it waits until the
+engine has handled every update the broker's stream sent it (`stream_caught_up`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import functools
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 
 from solat_chaos.broker.ig_http import LoopbackServer, create_app
@@ -38,6 +41,10 @@ HALF_OPEN_SECONDS = 0.3
 TMPFS_BYTES = 1024 * 1024
 RESTART_SECONDS = 1.0
 START_TIMEOUT = 20.0
+# How long, in real time, the harness waits for the engine to catch up with the broker's
+# trade stream (a started engine connects in well under a second), and how often it asks.
+STREAM_CATCH_UP_SECONDS = 5.0
+STREAM_POLL_SECONDS = 0.005
 
 OrderHook = Callable[[OpenOrder | CloseOrder], None]
 
@@ -79,7 +86,6 @@ class _StreamBesideTheProxy:
 
 
 @functools.cache
-@functools.cache
 def disk_fault_support() -> str | None:
     """Probed once: None when a tmpfs can be mounted for the data directory; else why not.
     Once per process, since the disk rules' preconditions read it: a probe refused under load
@@ -110,9 +116,9 @@ class ProcessWorld:
         self.process: EngineProcess | None = None
         self.restarts = 0
         self.disk_full = False
-        self.server = LoopbackServer(
-            _StreamBesideTheProxy(create_app(_BrokerEyes(self.sim, on_order)), self)
-        )
+        app = create_app(_BrokerEyes(self.sim, on_order))
+        self.tlcp = app.state.tlcp
+        self.server = LoopbackServer(_StreamBesideTheProxy(app, self))
         self.proxy: TcpFaultProxy | None = None
         try:
             self.server.start()
@@ -162,6 +168,22 @@ class ProcessWorld:
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.alive
+
+    def stream_caught_up(self) -> bool:
+        """Wait until the engine has handled every update the broker's trade stream sent on
+        the session the engine reads, and that stream has sent every broker event so far.
+        False when that did not happen within STREAM_CATCH_UP_SECONDS (the engine has no
+        stream session, say). The adapter's `NotSupported` and `EngineUnreachable` pass
+        through."""
+        deadline = time.monotonic() + STREAM_CATCH_UP_SECONDS
+        while True:
+            position = self.adapter.trade_stream_position()
+            sent = self.tlcp.updates_sent(position.session)
+            if sent is not None and position.updates >= sent:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(STREAM_POLL_SECONDS)
 
     # -- the disk -----------------------------------------------------------------------
 
