@@ -255,6 +255,7 @@ class ProcessChaosMachine(RuleBasedStateMachine):
         after a short real-time pause, within a bound."""
         deadline = time.monotonic() + HEAL_STREAM_SECONDS
         for _ in range(HEAL_RECONCILES):
+            self._catch_up_with_the_stream()
             answer = self._call(self.adapter.reconcile)
             if answer is not None and answer.complete:
                 if self._trades_as_healed() or time.monotonic() > deadline:
