@@ -422,6 +422,24 @@ def _kill_switch_reason_kept_until_reconciled(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(engine_class, "trading_status", listing_the_remembered_switch)
 
 
+def _exposure_refused_as_open_positions(mp: pytest.MonkeyPatch) -> None:
+    check, refusal = router_module.check_opening, records.Refusal
+    exposure, open_positions = risk.MAX_EXPOSURE, risk.MAX_OPEN_POSITIONS
+
+    def copied_from_the_branch_above(size, limits, balance, committed):
+        breach = check(size, limits, balance, committed)
+        if breach is None or breach.causes != (exposure,):
+            return breach
+        # The exposure branch was pasted from the open-positions one and kept its refusal.
+        return refusal(
+            f"open positions limit: {committed.positions} committed, "
+            f"maximum {limits.max_open_positions}",
+            (open_positions,),
+        )
+
+    mp.setattr(router_module, "check_opening", copied_from_the_branch_above)
+
+
 def _refused_close_recorded_filled(mp: pytest.MonkeyPatch) -> None:
     send = Router._send
 
@@ -672,6 +690,14 @@ BUGS: dict[str, Bug] = {
             "next successful reconcile, not at deactivation: while the engine refuses for "
             "another cause (a halt) its refusals still name the kill switch, though it is off",
             _kill_switch_reason_kept_until_reconciled,
+        ),
+        Bug(
+            "exposure_refused_as_open_positions",
+            "broker",
+            invariants.REJECTED_JUSTIFIED,
+            "an order past the exposure limit is refused naming the open-positions limit, "
+            "which it is within: the exposure branch was pasted from the one above it",
+            _exposure_refused_as_open_positions,
         ),
         Bug(
             "refused_close_recorded_filled",

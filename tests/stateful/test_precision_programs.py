@@ -105,6 +105,23 @@ def test_a_refusal_naming_a_kill_switch_that_is_off_is_unjustified() -> None:
     )
 
 
+def three_orders_past_the_exposure_limit() -> list[str]:
+    """Two orders of 3.0 fill; a third takes exposure to 9.0, past the limit of 8.0, with
+    three positions committed, within the limit of three."""
+    with started(BrokerMachine) as machine:
+        for _ in range(3):
+            machine.submit_order(EPICS[0], "BUY", 3.0)
+        assert len(machine.world.broker_positions()) == 2
+        return violations(machine)
+
+
+def test_a_refusal_naming_a_limit_not_reached_is_unjustified() -> None:
+    assert three_orders_past_the_exposure_limit() == []
+    with planted("exposure_refused_as_open_positions"):
+        # A limit is reached, and the order rightly refused: only the limit named is wrong.
+        assert three_orders_past_the_exposure_limit() == [invariants.REJECTED_JUSTIFIED]
+
+
 def duplicate_confirm_after_a_restart() -> list[str]:
     with started(BrokerMachine) as machine:
         machine.submit_order(EPICS[0], "BUY", 1.0)
