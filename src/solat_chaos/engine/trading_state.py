@@ -44,17 +44,6 @@ LEDGER_UNREADABLE = Cause("ledger_unreadable", TradingState.HALTED)
 KILL_SWITCH = Cause("kill_switch", TradingState.REDUCING)
 NOT_RECONCILED = Cause("not_reconciled", TradingState.REDUCING)
 STREAM_BLIND = Cause("stream_blind", TradingState.REDUCING)
-CAUSES = {
-    cause.name: cause
-    for cause in (
-        HALT,
-        OUTCOMES_PENDING,
-        LEDGER_UNREADABLE,
-        KILL_SWITCH,
-        NOT_RECONCILED,
-        STREAM_BLIND,
-    )
-}
 
 
 @attrs.frozen

@@ -121,9 +121,10 @@ class Reference:
         self.latest_balance: BalanceFetch | None = None
         self.broker_last_ok: float | None = None
         # Disk faults ever armed (a refusal while one was, or since an operation started, is
-        # justified), whether this process started on a faulty disk (its ledger or switches
-        # may have been unreadable), and whether the model saw a reconcile of this process
-        # succeed (until then it may refuse openings).
+        # justified) and how many when this process started (one armed since may have left
+        # outcomes pending), whether this process started on a faulty disk (its ledger or
+        # switches may have been unreadable), and whether the model saw a reconcile of this
+        # process succeed (until then it may refuse openings).
         self.disk_faults_armed = 0
         self.disk_faults_armed_at_start = 0
         self.started_on_faulty_disk = False
