@@ -12,7 +12,7 @@ import pytest
 from solat_chaos.chaos.sim_filesystem import SimFileSystem
 from solat_chaos.engine.filesystem import FileSystem
 from solat_chaos.engine.ledger import Ledger, LedgerWriteError, frame, unframe
-from solat_chaos.engine.records import Confirmed, Intent, Recovery, Rejected, decode
+from solat_chaos.engine.records import Confirmed, Intent, Recovery, Rejected, decode, encode
 
 NOW = 1_767_225_600.0
 
@@ -53,6 +53,8 @@ def test_a_rejection_written_before_refusals_named_their_causes_still_loads() ->
     assert decode({**old, "causes": ["not_reconciled"]}).causes == ("not_reconciled",)
     with pytest.raises(ValueError, match="causes"):
         decode({**old, "causes": "not_reconciled"})  # one name, not a list: corrupt
+    # A rejection naming no cause (the broker's) is written as before, for older readers.
+    assert encode(decode(old)) == old
 
 
 def test_a_flipped_byte_that_still_parses_is_caught_by_the_checksum() -> None:

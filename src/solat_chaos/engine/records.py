@@ -159,6 +159,10 @@ def kind_of(record: Record) -> str:
 
 def encode(record: Record) -> dict[str, Any]:
     fields = attrs.asdict(record)
+    if isinstance(record, Rejected) and not record.causes:
+        # Written as before refusals named causes, so that an engine from before them still
+        # reads a broker's refusal (an order's outcome) instead of quarantining the line.
+        del fields["causes"]
     return {"kind": kind_of(record), **fields}
 
 
