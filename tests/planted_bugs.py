@@ -16,7 +16,7 @@ import attrs
 import pytest
 
 from solat_chaos.broker.ig_rest import IGRestBroker
-from solat_chaos.engine import durable_switch
+from solat_chaos.engine import durable_switch, records, risk, trading_state
 from solat_chaos.engine import engine as engine_module
 from solat_chaos.engine import router as router_module
 from solat_chaos.engine.balance import BalanceCache
@@ -41,7 +41,7 @@ from solat_chaos.engine.router import Router
 from solat_chaos.engine.snapshots import SnapshotBuffer
 from solat_chaos.engine.stream import OPU, POSITION_OPEN, StreamState
 from solat_chaos.engine.stream_watch import StreamWatch
-from solat_chaos.engine.trading_state import HaltSwitch, TradingStatus
+from solat_chaos.engine.trading_state import HaltSwitch, TradingState, TradingStatus
 from solat_chaos.model import invariants
 from solat_chaos.model.views import REST, SIM
 
@@ -303,9 +303,15 @@ def _positions_read_once(mp: pytest.MonkeyPatch) -> None:
 
 
 def _rejects_everything(mp: pytest.MonkeyPatch) -> None:
-    mp.setattr(
-        router_module, "check_opening", lambda size, limits, balance, committed: "limit reached"
+    # benchmarks/old_checker.py also plants this into a core from before refusals named
+    # their causes, whose check answers with the reason's text alone.
+    refusal = getattr(records, "Refusal", None)
+    breach = (
+        "limit reached"
+        if refusal is None
+        else refusal("open positions limit reached", (risk.MAX_OPEN_POSITIONS,))
     )
+    mp.setattr(router_module, "check_opening", lambda size, limits, balance, committed: breach)
 
 
 def _limit_counts_filled_orders_twice(mp: pytest.MonkeyPatch) -> None:
@@ -381,6 +387,57 @@ def _fill_dedupe_not_rebuilt_at_restart(mp: pytest.MonkeyPatch) -> None:
 
 def _closes_refused_unless_active(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(TradingStatus, "refuses_reducing", TradingStatus.refuses_opening)
+
+
+def _kill_switch_reason_kept_until_reconciled(mp: pytest.MonkeyPatch) -> None:
+    engine_class = engine_module.Engine
+    activate, reconcile, status_of = (
+        engine_class.activate_kill_switch,
+        engine_class.reconcile,
+        engine_class.trading_status,
+    )
+    named, kill_switch = trading_state.Reason, trading_state.KILL_SWITCH
+
+    def activate_and_remember(self, reason="activated by operator"):
+        status = activate(self, reason)
+        self.kill_switch_reason = status.reason
+        return status
+
+    async def reconcile_and_forget(self):
+        report = await reconcile(self)
+        if report.ok:  # the reasons are re-judged when the venue is known again
+            self.kill_switch_reason = None
+        return report
+
+    def listing_the_remembered_switch(self):
+        status = status_of(self)
+        remembered = getattr(self, "kill_switch_reason", None)
+        if status.state is TradingState.ACTIVE or remembered is None or self.kill_switch.active:
+            return status
+        reason = named(kill_switch, f"kill switch active: {remembered}")
+        return attrs.evolve(status, why=(*status.why, reason))
+
+    mp.setattr(engine_class, "activate_kill_switch", activate_and_remember)
+    mp.setattr(engine_class, "reconcile", reconcile_and_forget)
+    mp.setattr(engine_class, "trading_status", listing_the_remembered_switch)
+
+
+def _exposure_refused_as_open_positions(mp: pytest.MonkeyPatch) -> None:
+    check, refusal = router_module.check_opening, records.Refusal
+    exposure, open_positions = risk.MAX_EXPOSURE, risk.MAX_OPEN_POSITIONS
+
+    def copied_from_the_branch_above(size, limits, balance, committed):
+        breach = check(size, limits, balance, committed)
+        if breach is None or breach.causes != (exposure,):
+            return breach
+        # The exposure branch was pasted from the open-positions one and kept its refusal.
+        return refusal(
+            f"open positions limit: {committed.positions} committed, "
+            f"maximum {limits.max_open_positions}",
+            (open_positions,),
+        )
+
+    mp.setattr(router_module, "check_opening", copied_from_the_branch_above)
 
 
 def _refused_close_recorded_filled(mp: pytest.MonkeyPatch) -> None:
@@ -624,6 +681,23 @@ BUGS: dict[str, Bug] = {
             "a close is judged like an opening order: refused whenever the engine is not "
             "ACTIVE (the kill switch on, not reconciled yet), though a close reduces risk",
             _closes_refused_unless_active,
+        ),
+        Bug(
+            "kill_switch_reason_kept_until_reconciled",
+            "recovery",
+            invariants.REJECTED_JUSTIFIED,
+            "the kill switch's reason is remembered from its activation and forgotten at the "
+            "next successful reconcile, not at deactivation: while the engine refuses for "
+            "another cause (a halt) its refusals still name the kill switch, though it is off",
+            _kill_switch_reason_kept_until_reconciled,
+        ),
+        Bug(
+            "exposure_refused_as_open_positions",
+            "broker",
+            invariants.REJECTED_JUSTIFIED,
+            "an order past the exposure limit is refused naming the open-positions limit, "
+            "which it is within: the exposure branch was pasted from the one above it",
+            _exposure_refused_as_open_positions,
         ),
         Bug(
             "refused_close_recorded_filled",

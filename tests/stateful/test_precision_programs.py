@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from solat_chaos.engine.trading_state import TradingState
 from solat_chaos.model import invariants
 from solat_chaos.model.machines import EPICS, BrokerMachine, ChaosMachine, RecoveryMachine
 
@@ -74,6 +75,51 @@ def test_a_close_refused_under_the_kill_switch_is_unjustified() -> None:
     assert close_under_the_kill_switch() == []
     with planted("closes_refused_unless_active"):
         assert close_under_the_kill_switch() == [invariants.REJECTED_JUSTIFIED]
+
+
+def refusals_under_a_halt_after_the_kill_switch() -> list[invariants.InvariantViolation]:
+    """What the model found as an opening order and a close were refused under a halt, the
+    kill switch activated and deactivated before it."""
+    with started(RecoveryMachine) as machine:
+        machine.submit_order(EPICS[0], "BUY", 1.0)
+        machine.activate_kill_switch()
+        machine.deactivate_kill_switch()
+        machine.operator_halts()
+        machine.submit_order(EPICS[0], "BUY", 1.0)  # refused, and rightly: judged so
+        machine.close_position(the_only_deal(machine), 1.0)  # refused too: HALTED
+        assert machine.world.engine.state is TradingState.HALTED
+        return list(machine.world.reference.violations)
+
+
+def test_a_refusal_naming_a_kill_switch_that_is_off_is_unjustified() -> None:
+    assert refusals_under_a_halt_after_the_kill_switch() == []
+    with planted("kill_switch_reason_kept_until_reconciled"):
+        found = refusals_under_a_halt_after_the_kill_switch()
+    # The engine is HALTED, rightly, and says so: only the cause it also names is wrong.
+    assert [(v.invariant, v.evidence.split(" was REJECTED")[0].split()[0]) for v in found] == [
+        (invariants.REJECTED_JUSTIFIED, "opening"),
+        (invariants.REJECTED_JUSTIFIED, "close"),
+    ]
+    assert all(
+        v.evidence.endswith("it names kill_switch, and the kill switch cannot be on") for v in found
+    )
+
+
+def three_orders_past_the_exposure_limit() -> list[str]:
+    """Two orders of 3.0 fill; a third takes exposure to 9.0, past the limit of 8.0, with
+    three positions committed, within the limit of three."""
+    with started(BrokerMachine) as machine:
+        for _ in range(3):
+            machine.submit_order(EPICS[0], "BUY", 3.0)
+        assert len(machine.world.broker_positions()) == 2
+        return violations(machine)
+
+
+def test_a_refusal_naming_a_limit_not_reached_is_unjustified() -> None:
+    assert three_orders_past_the_exposure_limit() == []
+    with planted("exposure_refused_as_open_positions"):
+        # A limit is reached, and the order rightly refused: only the limit named is wrong.
+        assert three_orders_past_the_exposure_limit() == [invariants.REJECTED_JUSTIFIED]
 
 
 def duplicate_confirm_after_a_restart() -> list[str]:

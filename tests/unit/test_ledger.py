@@ -12,7 +12,7 @@ import pytest
 from solat_chaos.chaos.sim_filesystem import SimFileSystem
 from solat_chaos.engine.filesystem import FileSystem
 from solat_chaos.engine.ledger import Ledger, LedgerWriteError, frame, unframe
-from solat_chaos.engine.records import Confirmed, Intent, Recovery, Rejected
+from solat_chaos.engine.records import Confirmed, Intent, Recovery, Rejected, decode, encode
 
 NOW = 1_767_225_600.0
 
@@ -44,6 +44,17 @@ def test_a_line_carries_sequence_and_checksum(fs: FileSystem, root: str) -> None
     data = json.loads(line)
     assert data["seq"] == 1 and len(data["crc"]) == 8
     assert data["record"]["kind"] == "REJECTED"
+
+
+def test_a_rejection_written_before_refusals_named_their_causes_still_loads() -> None:
+    old = {"kind": "REJECTED", "deal_reference": "R", "stage": "state", "at": NOW}
+    old["reason"] = "engine is REDUCING: no successful reconcile since the engine opened"
+    assert decode(old) == Rejected("R", "state", old["reason"], NOW, causes=())
+    assert decode({**old, "causes": ["not_reconciled"]}).causes == ("not_reconciled",)
+    with pytest.raises(ValueError, match="causes"):
+        decode({**old, "causes": "not_reconciled"})  # one name, not a list: corrupt
+    # A rejection naming no cause (the broker's) is written as before, for older readers.
+    assert encode(decode(old)) == old
 
 
 def test_a_flipped_byte_that_still_parses_is_caught_by_the_checksum() -> None:

@@ -10,10 +10,25 @@ import pytest
 from solat_chaos.chaos.engine_env import EURUSD, GBPUSD, records_of, records_on_disk
 from solat_chaos.engine.broker import BUY, SELL, BrokerTimeout, BrokerUnavailable
 from solat_chaos.engine.records import Confirmed, InDoubt, Intent, Rejected
-from solat_chaos.engine.router import OrderIntent, OrderStatus
-from solat_chaos.engine.trading_state import TradingState
+from solat_chaos.engine.risk import MAX_OPEN_POSITIONS
+from solat_chaos.engine.router import (
+    EXCEEDS_CLOSABLE,
+    INVALID_SIZE,
+    UNKNOWN_DEAL,
+    OrderIntent,
+    OrderResult,
+    OrderStatus,
+)
+from solat_chaos.engine.trading_state import HALT, KILL_SWITCH, NOT_RECONCILED, TradingState
 
 pytestmark = pytest.mark.asyncio
+
+
+def decision_of(env, result: OrderResult) -> Rejected:
+    """The durable decision record of a refusal: its stage, reason and named causes."""
+    (decision,) = records_of(env.fs, env.root, result.deal_reference)
+    assert isinstance(decision, Rejected)
+    return decision
 
 
 async def test_an_accepted_order_is_written_ahead_and_confirmed(env) -> None:
@@ -69,6 +84,7 @@ async def test_an_invalid_intent_is_rejected_naming_the_field(env, field, intent
     assert env.sim_order_requests() == []
     (decision,) = records_of(env.fs, env.root, result.deal_reference)
     assert isinstance(decision, Rejected) and decision.stage == "validation"
+    assert decision.causes == (f"invalid_{field}",)
 
 
 async def test_a_rejection_on_a_full_disk_is_still_a_rejection(sim_env) -> None:
@@ -94,6 +110,7 @@ async def test_kill_switch_rejects_openings_but_allows_closes(env) -> None:
     assert engine.activate_kill_switch("test").persisted
     refused = await engine.submit_order_intent(OrderIntent(EURUSD, BUY, 1.0))
     assert refused.status is OrderStatus.REJECTED and "kill switch" in refused.reason
+    assert decision_of(env, refused).causes == (KILL_SWITCH.name,)
     assert len(env.sim_order_requests()) == 1
     closed = await engine.close_position(opened.deal_id)
     assert closed.status is OrderStatus.ACCEPTED
@@ -107,6 +124,7 @@ async def test_reducing_until_the_first_reconcile(env) -> None:
     assert restarted.state is TradingState.REDUCING
     refused = await restarted.submit_order_intent(OrderIntent(EURUSD, BUY, 1.0))
     assert refused.status is OrderStatus.REJECTED and "REDUCING" in refused.reason
+    assert decision_of(env, refused).causes == (NOT_RECONCILED.name,)
     reduced = await restarted.close_position(opened.deal_id, 0.5)
     assert reduced.status is OrderStatus.ACCEPTED
     assert (await restarted.reconcile()).ok
@@ -133,6 +151,7 @@ async def test_a_halt_survives_a_crash_and_reopen(env) -> None:
         await restarted.close_position(opened.deal_id),
     ):
         assert result.status is OrderStatus.REJECTED and "HALTED" in result.reason
+        assert decision_of(env, result).causes == (HALT.name,)
     assert restarted.resume().persisted
     assert env.restart().halt_switch.active is False
 
@@ -192,8 +211,11 @@ async def test_an_invalid_close_is_rejected(env, size) -> None:
     opened = await engine.submit_order_intent(OrderIntent(EURUSD, BUY, 4.0))
     result = await engine.close_position(opened.deal_id, size)
     assert result.status is OrderStatus.REJECTED and result.reason.startswith("invalid size")
+    too_much = size == 5.0
+    assert decision_of(env, result).causes == (EXCEEDS_CLOSABLE if too_much else INVALID_SIZE,)
     unknown = await engine.close_position("DIAAAAUNKNOWN")
     assert unknown.status is OrderStatus.REJECTED and unknown.reason.startswith("invalid deal_id")
+    assert decision_of(env, unknown).causes == (UNKNOWN_DEAL,)
 
 
 async def test_a_timeout_after_execution_is_in_doubt_and_never_resent(env) -> None:
@@ -252,6 +274,7 @@ async def test_open_positions_limit_counts_orders_in_doubt(env) -> None:
     )
     third = await engine.submit_order_intent(OrderIntent(EURUSD, BUY, 1.0))
     assert third.status is OrderStatus.REJECTED and "open positions limit" in third.reason
+    assert decision_of(env, third).causes == (MAX_OPEN_POSITIONS,)
     assert len(await env.sim.positions()) == 2
 
 

@@ -26,6 +26,12 @@ def _number(instance: object, attribute: attrs.Attribute, value: object) -> None
 _opt_number = attrs.validators.optional(_number)
 
 
+def _names(value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not all(isinstance(name, str) for name in value):
+        raise ValueError(f"causes must be a list of names, got {value!r}")
+    return tuple(value)
+
+
 @attrs.frozen
 class Intent:
     """Written, and fsynced, before the broker sees `deal_reference`."""
@@ -57,14 +63,27 @@ class Confirmed:
 
 
 @attrs.frozen
+class Refusal:
+    """Why the engine refuses an order, as it states it: `causes`, the stable names of the
+    conditions that refuse it (each module that refuses defines its names), and `reason`,
+    the text for people, built from the same conditions."""
+
+    reason: str
+    causes: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class Rejected:
     """Terminal outcome of an order, or the decision record of a rejection before any INTENT.
-    `stage` says where it was refused: validation, state, risk, disk, broker, reconcile."""
+    `stage` says where it was refused: validation, state, risk, disk, broker, reconcile.
+    `causes` names what refused it, as a `Refusal` states it (empty for a broker's refusal,
+    and in ledgers written before refusals named their causes)."""
 
     deal_reference: str = attrs.field(validator=_str)
     stage: str = attrs.field(validator=_str)
     reason: str = attrs.field(validator=_str)
     at: float = attrs.field(validator=_number)
+    causes: tuple[str, ...] = attrs.field(default=(), converter=_names)
 
 
 @attrs.frozen
@@ -140,6 +159,10 @@ def kind_of(record: Record) -> str:
 
 def encode(record: Record) -> dict[str, Any]:
     fields = attrs.asdict(record)
+    if isinstance(record, Rejected) and not record.causes:
+        # Written as before refusals named causes, so that an engine from before them still
+        # reads a broker's refusal (an order's outcome) instead of quarantining the line.
+        del fields["causes"]
     return {"kind": kind_of(record), **fields}
 
 

@@ -6,6 +6,14 @@ from __future__ import annotations
 import attrs
 
 from solat_chaos.engine.balance import BalanceView
+from solat_chaos.engine.records import Refusal
+
+# The limits an opening order can break, by the stable names its refusal records.
+MAX_ORDER_SIZE = "max_order_size"
+MAX_OPEN_POSITIONS = "max_open_positions"
+MAX_EXPOSURE = "max_exposure"
+MAX_ORDERS_PER_HOUR = "max_orders_per_hour"
+INSUFFICIENT_FUNDS = "insufficient_funds"
 
 
 @attrs.frozen
@@ -29,22 +37,31 @@ class Commitments:
 
 def check_opening(
     size: float, limits: RiskLimits, balance: BalanceView, committed: Commitments
-) -> str | None:
-    """The reason an opening order of `size` breaks a limit, or None."""
+) -> Refusal | None:
+    """The first limit an opening order of `size` breaks, named, or None."""
     if size > limits.max_order_size:
-        return f"size {size} above the maximum order size {limits.max_order_size}"
+        return Refusal(
+            f"size {size} above the maximum order size {limits.max_order_size}", (MAX_ORDER_SIZE,)
+        )
     if committed.positions + 1 > limits.max_open_positions:
-        return (
+        return Refusal(
             f"open positions limit: {committed.positions} committed, "
-            f"maximum {limits.max_open_positions}"
+            f"maximum {limits.max_open_positions}",
+            (MAX_OPEN_POSITIONS,),
         )
     if committed.exposure + size > limits.max_exposure:
-        return (
-            f"exposure limit: {committed.exposure} committed + {size} above {limits.max_exposure}"
+        return Refusal(
+            f"exposure limit: {committed.exposure} committed + {size} above {limits.max_exposure}",
+            (MAX_EXPOSURE,),
         )
     if committed.orders_last_hour + 1 > limits.max_orders_per_hour:
-        return f"orders per hour limit {limits.max_orders_per_hour} reached"
+        return Refusal(
+            f"orders per hour limit {limits.max_orders_per_hour} reached", (MAX_ORDERS_PER_HOUR,)
+        )
     needed = size * limits.margin_per_unit
     if balance.account.available < needed:
-        return f"insufficient funds: {needed} needed, {balance.account.available} available"
+        return Refusal(
+            f"insufficient funds: {needed} needed, {balance.account.available} available",
+            (INSUFFICIENT_FUNDS,),
+        )
     return None

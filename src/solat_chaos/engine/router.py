@@ -32,7 +32,7 @@ from solat_chaos.engine.clock import Clock
 from solat_chaos.engine.journal import Journal
 from solat_chaos.engine.ledger import LedgerWriteError
 from solat_chaos.engine.positions import normal_size
-from solat_chaos.engine.records import CLOSE, OPEN, Confirmed, InDoubt, Intent, Rejected
+from solat_chaos.engine.records import CLOSE, OPEN, Confirmed, InDoubt, Intent, Refusal, Rejected
 from solat_chaos.engine.risk import Commitments, RiskLimits, check_opening
 from solat_chaos.engine.trading_state import TradingStatus
 
@@ -40,6 +40,17 @@ HOUR = 3600.0
 # A balance can go stale again while it is being refreshed (a fill lands meanwhile); after
 # this many refreshes in a row the order is rejected rather than approved on old numbers.
 BALANCE_ATTEMPTS = 3
+
+# What the router itself refuses for, by the stable names its refusals record (the trading
+# state's causes are trading_state's, the limits' risk's).
+INVALID_EPIC = "invalid_epic"
+INVALID_DIRECTION = "invalid_direction"
+INVALID_SIZE = "invalid_size"
+UNKNOWN_DEAL = "unknown_deal"
+EXCEEDS_CLOSABLE = "exceeds_closable"
+BALANCE_REFRESH_FAILED = "balance_refresh_failed"
+BALANCE_STALE = "balance_stale"
+INTENT_NOT_WRITTEN = "intent_not_written"
 
 
 @attrs.frozen
@@ -155,7 +166,7 @@ class Router:
     async def submit_order_intent(self, intent: OrderIntent) -> OrderResult:
         reference = self._references.next()
         if problem := self._invalid(intent):
-            return self._reject(reference, "validation", f"invalid {problem}")
+            return self._reject(reference, "validation", problem)
         if refusal := self._trading_status().refuses_opening():
             return self._reject(reference, "state", refusal)
         balance = None
@@ -163,12 +174,18 @@ class Router:
             try:
                 balance = await self._balance.fresh()
             except BrokerError as e:
-                return self._reject(reference, "risk", f"stale balance: refresh failed ({e})")
+                return self._reject(
+                    reference,
+                    "risk",
+                    Refusal(f"stale balance: refresh failed ({e})", (BALANCE_REFRESH_FAILED,)),
+                )
             if self._balance.is_fresh():
                 break
         else:
             return self._reject(
-                reference, "risk", "stale balance: a fill landed during every refresh"
+                reference,
+                "risk",
+                Refusal("stale balance: a fill landed during every refresh", (BALANCE_STALE,)),
             )
         if refused := self._judge_state_again(reference):
             return refused
@@ -199,17 +216,27 @@ class Router:
         position = self._journal.book.get(deal_id) if isinstance(deal_id, str) else None
         if position is None:
             return self._reject(
-                reference, "validation", f"invalid deal_id: no open position {deal_id!r}"
+                reference,
+                "validation",
+                Refusal(f"invalid deal_id: no open position {deal_id!r}", (UNKNOWN_DEAL,)),
             )
         closable = normal_size(position.size - self._closing(deal_id))
         size = closable if size is None else size
         if not valid_size(size):
             return self._reject(
-                reference, "validation", f"invalid size: must be a finite number > 0, got {size!r}"
+                reference,
+                "validation",
+                Refusal(
+                    f"invalid size: must be a finite number > 0, got {size!r}", (INVALID_SIZE,)
+                ),
             )
         if size > closable:
             return self._reject(
-                reference, "validation", f"invalid size: {size} exceeds the closable {closable}"
+                reference,
+                "validation",
+                Refusal(
+                    f"invalid size: {size} exceeds the closable {closable}", (EXCEEDS_CLOSABLE,)
+                ),
             )
         if refusal := self._trading_status().refuses_reducing():
             return self._reject(reference, "state", refusal)
@@ -245,16 +272,21 @@ class Router:
 
     # -- the steps ---------------------------------------------------------------------
 
-    def _invalid(self, intent: object) -> str | None:
+    def _invalid(self, intent: object) -> Refusal | None:
         epic = getattr(intent, "epic", None)
         direction = getattr(intent, "direction", None)
         size = getattr(intent, "size", None)
         if not isinstance(epic, str) or epic not in self.epics:
-            return f"epic: unknown epic {epic!r}"
+            return Refusal(f"invalid epic: unknown epic {epic!r}", (INVALID_EPIC,))
         if direction not in DIRECTIONS:
-            return f"direction: must be one of {', '.join(DIRECTIONS)}, got {direction!r}"
+            return Refusal(
+                f"invalid direction: must be one of {', '.join(DIRECTIONS)}, got {direction!r}",
+                (INVALID_DIRECTION,),
+            )
         if not valid_size(size):
-            return f"size: must be a finite number > 0, got {size!r}"
+            return Refusal(
+                f"invalid size: must be a finite number > 0, got {size!r}", (INVALID_SIZE,)
+            )
         return None
 
     def _judge_state_again(self, reference: str) -> OrderResult | None:
@@ -273,7 +305,10 @@ class Router:
             return self._reject(
                 record.deal_reference,
                 "disk",
-                f"INTENT not written: {describe_disk_error(e)}; order not sent to the broker",
+                Refusal(
+                    f"INTENT not written: {describe_disk_error(e)}; order not sent to the broker",
+                    (INTENT_NOT_WRITTEN,),
+                ),
             )
         return None
 
@@ -360,9 +395,11 @@ class Router:
             reason += "; outcome pending: the ledger refused it, engine halted until it is written"
         return OrderResult(status, reason, record.deal_reference, outcome_durable=durable, **fields)
 
-    def _reject(self, reference: str, stage: str, reason: str) -> OrderResult:
-        self._journal.record_decision(Rejected(reference, stage, reason, self._clock.now()))
-        return OrderResult(OrderStatus.REJECTED, reason, reference)
+    def _reject(self, reference: str, stage: str, refusal: Refusal) -> OrderResult:
+        self._journal.record_decision(
+            Rejected(reference, stage, refusal.reason, self._clock.now(), refusal.causes)
+        )
+        return OrderResult(OrderStatus.REJECTED, refusal.reason, reference)
 
     def _closing(self, deal_id: str) -> float:
         return sum(

@@ -8,6 +8,7 @@ import attrs
 
 from solat_chaos.engine.durable_switch import DurableSwitch
 from solat_chaos.engine.filesystem import FileSystem
+from solat_chaos.engine.records import Refusal
 
 HALT_FILE = "halt.json"
 
@@ -28,19 +29,60 @@ class HaltSwitch(DurableSwitch):
 
 
 @attrs.frozen
+class Cause:
+    """A condition that keeps the engine from trading freely, and the state it asks for.
+    `name` is its stable form: a refusal records it (`Rejected.causes`) and a checker matches
+    it; the text beside it is for people."""
+
+    name: str
+    state: TradingState
+
+
+HALT = Cause("halt", TradingState.HALTED)
+OUTCOMES_PENDING = Cause("outcomes_pending", TradingState.HALTED)
+LEDGER_UNREADABLE = Cause("ledger_unreadable", TradingState.HALTED)
+KILL_SWITCH = Cause("kill_switch", TradingState.REDUCING)
+NOT_RECONCILED = Cause("not_reconciled", TradingState.REDUCING)
+STREAM_BLIND = Cause("stream_blind", TradingState.REDUCING)
+
+
+@attrs.frozen
+class Reason:
+    """A cause that applies now, with its text."""
+
+    cause: Cause
+    text: str
+
+
+def refusal_heading(state: TradingState) -> str:
+    """How a refusal for the trading state begins: the state the engine is in."""
+    return f"engine is {state}: "
+
+
+@attrs.frozen
 class TradingStatus:
     state: TradingState
-    reasons: tuple[str, ...]
+    why: tuple[Reason, ...]
 
-    def refuses_opening(self) -> str | None:
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(reason.text for reason in self.why)
+
+    def refuses_opening(self) -> Refusal | None:
         if self.state is TradingState.ACTIVE:
             return None
-        return f"engine is {self.state}: {'; '.join(self.reasons)}"
+        return self._refusal()
 
-    def refuses_reducing(self) -> str | None:
+    def refuses_reducing(self) -> Refusal | None:
         if self.state is TradingState.HALTED:
-            return f"engine is HALTED: {'; '.join(self.reasons)}"
+            return self._refusal()
         return None
+
+    def _refusal(self) -> Refusal:
+        return Refusal(
+            refusal_heading(self.state) + "; ".join(self.reasons),
+            tuple(reason.cause.name for reason in self.why),
+        )
 
 
 def trading_status(
@@ -52,27 +94,18 @@ def trading_status(
     reconciled: bool,
     stream_blind: str | None = None,
 ) -> TradingStatus:
-    """The strictest state any condition asks for, with every reason that applies."""
-    halting = [
-        reason
-        for reason in (
-            halted and f"halted: {halted}",
-            outcomes_pending and f"{outcomes_pending} outcome(s) pending: ledger not writable",
-            ledger_unreadable,
-        )
-        if reason
+    """The strictest state any condition asks for, with every reason that asks for it."""
+    applying = [
+        halted and Reason(HALT, f"halted: {halted}"),
+        outcomes_pending
+        and Reason(OUTCOMES_PENDING, f"{outcomes_pending} outcome(s) pending: ledger not writable"),
+        ledger_unreadable and Reason(LEDGER_UNREADABLE, ledger_unreadable),
+        kill_switch and Reason(KILL_SWITCH, f"kill switch active: {kill_switch}"),
+        not reconciled
+        and Reason(NOT_RECONCILED, "no successful reconcile since the engine opened"),
+        stream_blind and Reason(STREAM_BLIND, f"stream blind: {stream_blind}"),
     ]
-    if halting:
-        return TradingStatus(TradingState.HALTED, tuple(halting))
-    reducing = [
-        reason
-        for reason in (
-            kill_switch and f"kill switch active: {kill_switch}",
-            not reconciled and "no successful reconcile since the engine opened",
-            stream_blind and f"stream blind: {stream_blind}",
-        )
-        if reason
-    ]
-    if reducing:
-        return TradingStatus(TradingState.REDUCING, tuple(reducing))
+    for state in (TradingState.HALTED, TradingState.REDUCING):
+        if why := tuple(reason for reason in applying if reason and reason.cause.state is state):
+            return TradingStatus(state, why)
     return TradingStatus(TradingState.ACTIVE, ())

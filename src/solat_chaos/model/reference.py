@@ -21,7 +21,35 @@ import attrs
 from solat_chaos.engine.broker import BUY, SELL, OpenOrder, valid_size
 from solat_chaos.engine.engine import DEFAULT_EPICS, Engine, EngineConfig
 from solat_chaos.engine.records import OPEN, TERMINAL, Intent, Rejected
-from solat_chaos.engine.router import OrderIntent, OrderResult, OrderStatus
+from solat_chaos.engine.risk import (
+    INSUFFICIENT_FUNDS,
+    MAX_EXPOSURE,
+    MAX_OPEN_POSITIONS,
+    MAX_ORDER_SIZE,
+    MAX_ORDERS_PER_HOUR,
+)
+from solat_chaos.engine.router import (
+    BALANCE_REFRESH_FAILED,
+    BALANCE_STALE,
+    EXCEEDS_CLOSABLE,
+    INVALID_DIRECTION,
+    INVALID_EPIC,
+    INVALID_SIZE,
+    UNKNOWN_DEAL,
+    OrderIntent,
+    OrderResult,
+    OrderStatus,
+)
+from solat_chaos.engine.trading_state import (
+    HALT,
+    KILL_SWITCH,
+    LEDGER_UNREADABLE,
+    NOT_RECONCILED,
+    OUTCOMES_PENDING,
+    STREAM_BLIND,
+    TradingState,
+    refusal_heading,
+)
 from solat_chaos.model.invariants import (
     AUDIT_BEFORE_BROKER,
     FRESH_BALANCE,
@@ -36,6 +64,11 @@ from solat_chaos.model.invariants import (
 if TYPE_CHECKING:
     from solat_chaos.engine.broker import CloseOrder
     from solat_chaos.model.world import World
+
+# The causes that halt the engine (DESIGN.md, Trading state and Router step 6: an operator's
+# halt, outcomes the ledger refused, a ledger that cannot be read); every other cause of a
+# state refusal only keeps it REDUCING. The model's own grouping, by the core's stable names.
+HALTING = frozenset({HALT.name, OUTCOMES_PENDING.name, LEDGER_UNREADABLE.name})
 
 
 @attrs.frozen
@@ -88,10 +121,12 @@ class Reference:
         self.latest_balance: BalanceFetch | None = None
         self.broker_last_ok: float | None = None
         # Disk faults ever armed (a refusal while one was, or since an operation started, is
-        # justified), whether this process started on a faulty disk (its ledger or switches
-        # may have been unreadable), and whether the model saw a reconcile of this process
-        # succeed (until then it may refuse openings).
+        # justified) and how many when this process started (one armed since may have left
+        # outcomes pending), whether this process started on a faulty disk (its ledger or
+        # switches may have been unreadable), and whether the model saw a reconcile of this
+        # process succeed (until then it may refuse openings).
         self.disk_faults_armed = 0
+        self.disk_faults_armed_at_start = 0
         self.started_on_faulty_disk = False
         self.reconciled = False
         # Why the book may differ from the broker since the last converged reconcile: events
@@ -126,6 +161,7 @@ class Reference:
             True in self.kill_switch_on_disk or self.kill_switch_file_garbled or not disk_sound
         )
         self.started_on_faulty_disk = not disk_sound
+        self.disk_faults_armed_at_start = self.disk_faults_armed
         self.reconciled = False
         # A start on a faulty disk may fail closed (halted); one of two states on disk is
         # either.
@@ -205,11 +241,15 @@ class Reference:
         engine cannot count what the broker hid under another deal's id."""
         if self.broker_misattributed_a_deal:
             return
-        for breach in self.limits_reached(order.size, world):
+        for breach in self.limits_reached(order.size, world).values():
             self._violated(RISK_LIMITS, f"opening order {order.deal_reference} {breach}")
 
-    def limits_reached(self, size: float, world: World, *, as_counted: bool = False) -> list[str]:
-        """The limits one more opening order of `size` breaks, counted against the broker's
+    def limits_reached(
+        self, size: float, world: World, *, as_counted: bool = False
+    ) -> dict[str, str]:
+        """The limits one more opening order of `size` breaks, by the name a refusal for
+        each records, with how far (the order size and the funds are not counted here),
+        counted against the broker's
         truth: the engine's positions there and its opening orders still waiting there.
         `as_counted`: as an engine that knows the broker's truth counts them: every position
         (adopted ones too), every held order, even one the model knows will never execute
@@ -251,10 +291,10 @@ class Reference:
                     unresolved[record.deal_reference] = record.size
                 if record.at > hour_ago:
                     recent_intents.add(record.deal_reference)
-        breaches = []
+        breaches = {}
         committed = len(positions) + len(waiting) + len(unresolved) + 1
         if committed > limits.max_open_positions:
-            breaches.append(
+            breaches[MAX_OPEN_POSITIONS] = (
                 f"reached the broker with {len(positions)} positions open, {len(waiting)} "
                 f"opening orders waiting there and {len(unresolved)} unresolved in the ledger: "
                 f"{committed} > limit {limits.max_open_positions}"
@@ -266,7 +306,7 @@ class Reference:
             + size
         )
         if exposure > limits.max_exposure + 1e-9:
-            breaches.append(
+            breaches[MAX_EXPOSURE] = (
                 f"takes exposure at the broker to {exposure}, limit {limits.max_exposure}"
             )
         recent = {
@@ -275,7 +315,7 @@ class Reference:
             if r.kind == "open_position" and ours(r.deal_reference) and (r.at or 0) > hour_ago
         } | recent_intents
         if len(recent) + 1 > limits.max_orders_per_hour:
-            breaches.append(
+            breaches[MAX_ORDERS_PER_HOUR] = (
                 f"is the {len(recent) + 1}th in an hour, limit {limits.max_orders_per_hour}"
             )
         return breaches
@@ -284,38 +324,68 @@ class Reference:
         self, intent: OrderIntent, result: OrderResult, world: World, before: BeforeDecision
     ) -> None:
         """REJECTED_JUSTIFIED for an opening order refused while no disk fault was armed
-        since it started (one justifies any refusal): the stage and reason are ones the model
-        confirms at that instant: invalid input; a trading state the model's own facts allow
-        (a halt or kill switch that may be on, no successful reconcile seen, a stream that may
-        hide a gap, a start on a faulty disk); at the broker, which then saw it; a failed
-        balance refresh, or a balance stale again after the last one; a limit reached against
-        the broker's truth plus the orders in flight (or a book the engine could not know
-        was wrong)."""
+        since it started (one justifies any refusal): the stage, and every cause the decision
+        record names, are ones the model confirms at that instant (a cause it does not know,
+        or none, is unjustified): `validation` naming a field of the intent the model finds
+        invalid; `state` naming causes the model's own facts allow, in the state they ask
+        for (`_state_refusal_unjustified`); `broker`, which then saw it; `risk` naming a
+        failed balance refresh (one the order could have waited on failed), a balance stale
+        again after the last refresh, or a limit reached against the broker's truth plus the
+        orders in flight (or a book the engine could not know was wrong)."""
+        limits = self.config.limits
+        knowable = not self.book_may_lag and not self.broker_misattributed_a_deal
 
-        def unjustified(stage: str, reason: str) -> str | None:
-            if stage == "validation":
-                return None if _invalid(intent) else "the intent is valid"
-            if stage == "state":
-                return self._state_refusal_unjustified(world, opening=True)
-            if stage == "broker":
-                return self._broker_never_saw(result, world)
-            if stage == "risk" and reason.startswith("stale balance: refresh failed"):
-                since = world.sim.requests[before.requests :]
-                if any(r.kind == "account" and r.fault for r in since):
-                    return None
-                return "no balance request failed"
-            if stage == "risk" and reason.startswith("stale balance"):
-                return self._balance_fresh(world)
-            if stage == "risk":
-                knowable = not self.book_may_lag and not self.broker_misattributed_a_deal
-                if (
-                    knowable
-                    and intent.size <= self.config.limits.max_order_size
-                    and not self.limits_reached(intent.size, world, as_counted=True)
-                    and _funded(intent, world)
-                ):
-                    return "no limit is reached against the broker's truth"
+        def refresh_failed() -> str | None:
+            since = world.sim.requests[before.requests :]
+            if any(r.kind == "account" and r.fault for r in since):
                 return None
+            return "no balance request failed"
+
+        def limit(name: str) -> Callable[[], str | None]:
+            def reached() -> str | None:
+                if not knowable or name in self.limits_reached(intent.size, world, as_counted=True):
+                    return None
+                return "that limit is not reached against the broker's truth"
+
+            return reached
+
+        def funds() -> str | None:
+            if not knowable or not _funded(intent, world):
+                return None
+            return "the broker's account covers the order's margin"
+
+        causes: dict[str, dict[str, Callable[[], str | None]]] = {
+            "validation": {
+                INVALID_EPIC: lambda: _unless(
+                    intent.epic not in DEFAULT_EPICS, "the engine trades that epic"
+                ),
+                INVALID_DIRECTION: lambda: _unless(
+                    intent.direction not in (BUY, SELL), "the direction is BUY or SELL"
+                ),
+                INVALID_SIZE: lambda: _unless(
+                    not _valid_size(intent.size), "the size is a finite number > 0"
+                ),
+            },
+            "risk": {
+                BALANCE_REFRESH_FAILED: refresh_failed,
+                BALANCE_STALE: lambda: self._balance_fresh(world),
+                MAX_ORDER_SIZE: lambda: _unless(
+                    intent.size > limits.max_order_size, "the order is within it"
+                ),
+                MAX_OPEN_POSITIONS: limit(MAX_OPEN_POSITIONS),
+                MAX_EXPOSURE: limit(MAX_EXPOSURE),
+                MAX_ORDERS_PER_HOUR: limit(MAX_ORDERS_PER_HOUR),
+                INSUFFICIENT_FUNDS: funds,
+            },
+        }
+
+        def unjustified(decision: Rejected) -> str | None:
+            if decision.stage == "state":
+                return self._state_refusal_unjustified(decision, world, opening=True)
+            if decision.stage == "broker":
+                return self._broker_never_saw(result, world)
+            if decision.stage in causes:
+                return _causes_unjustified(decision, causes[decision.stage])
             return "no refusal of an opening order has that stage"
 
         self._judge_refusal(
@@ -335,18 +405,39 @@ class Reference:
         world: World,
         before: BeforeDecision,
     ) -> None:
-        """REJECTED_JUSTIFIED for a close, which reduces risk: refused only for invalid input
-        (no such position, or more than it holds, at the broker or in a book the engine
-        could not know was wrong), a halt (its trading state HALTED: an operator's halt that
-        may be on, a disk fault, a start on a faulty disk — never the kill switch), or at the
-        broker, which then saw it."""
+        """REJECTED_JUSTIFIED for a close, which reduces risk: refused only at `validation`
+        naming what the model confirms (a deal the broker does not hold, a size invalid or
+        more than it holds — or any of these when the engine could not know better: its book
+        may lag or another operation is in flight), at `state` for causes the model allows
+        that halt (HALTED: an operator's halt that may be on, outcomes pending or a ledger
+        unreadable after a disk fault — never the kill switch, blindness or a missing
+        reconcile alone), or at the broker, which then saw it."""
+        held = {p.deal_id: p.size for p in world.sim.snapshot_positions()}
+        others = [t for t in world.running() if t.task is not asyncio.current_task()]
+        could_not_know = bool(
+            self.book_may_lag or self.broker_misattributed_a_deal or others or world.sim.pending
+        )
+        asked = (
+            f"the broker holds deal {deal_id} ({held.get(deal_id)}) and the engine could know it"
+        )
 
-        def unjustified(stage: str, reason: str) -> str | None:
-            if stage == "validation":
-                return self._close_valid(deal_id, size, world)
-            if stage == "state":
-                return self._state_refusal_unjustified(world, opening=False)
-            if stage == "broker":
+        def unless_known(problem: bool) -> str | None:
+            return None if problem or could_not_know else asked
+
+        causes = {
+            UNKNOWN_DEAL: lambda: unless_known(deal_id not in held),
+            INVALID_SIZE: lambda: unless_known(size is not None and not valid_size(size)),
+            EXCEEDS_CLOSABLE: lambda: unless_known(
+                deal_id not in held or (size is not None and size > held[deal_id] + 1e-9)
+            ),
+        }
+
+        def unjustified(decision: Rejected) -> str | None:
+            if decision.stage == "validation":
+                return _causes_unjustified(decision, causes)
+            if decision.stage == "state":
+                return self._state_refusal_unjustified(decision, world, opening=False)
+            if decision.stage == "broker":
                 return self._broker_never_saw(result, world)
             return "no refusal of a close has that stage"
 
@@ -364,18 +455,19 @@ class Reference:
         result: OrderResult,
         world: World,
         before: BeforeDecision,
-        unjustified: Callable[[str, str], str | None],
+        unjustified: Callable[[Rejected], str | None],
     ) -> None:
-        """Judge a refusal's decision record by `unjustified(stage, reason)`: why the model
-        finds it unjustified, or None."""
+        """Judge a refusal's decision record by `unjustified(record)`: why the model finds it
+        unjustified, or None."""
         decision = self._decision(result, world, before)
         if decision is None:
             return
-        why = unjustified(decision.stage, decision.reason)
+        why = unjustified(decision)
         if why is not None:
             self._violated(
                 REJECTED_JUSTIFIED,
-                f"{what} was REJECTED at stage {decision.stage} ({decision.reason}) but {why}",
+                f"{what} was REJECTED at stage {decision.stage} ({decision.reason}; causes "
+                f"{', '.join(decision.causes) or 'none'}) but {why}",
             )
 
     def _decision(
@@ -403,21 +495,48 @@ class Reference:
             return "the broker never saw it"
         return None
 
-    def _state_refusal_unjustified(self, world: World, *, opening: bool) -> str | None:
-        """Whether the model's own facts, at this instant, allow the engine's trading state
-        to refuse: for an opening order, any state but ACTIVE; for a close, only HALTED."""
-        if self.halted is not False or self.started_on_faulty_disk:
-            return None  # a halt that may be on; a ledger or halt file maybe unreadable
-        if opening:
-            if self.kill_switch_may_be_on or not self.reconciled:
-                return None
-            if world.stream is not None and (self.stream_gap or not world.stream_live()):
-                return None
-            return (
-                "no halt or kill switch may be on, a reconcile of this process succeeded, "
-                "the disk accepted writes and the stream is live with no gap"
-            )
-        return "no halt may be on and the disk accepted writes (a close is refused only HALTED)"
+    def _state_refusal_unjustified(
+        self, decision: Rejected, world: World, *, opening: bool
+    ) -> str | None:
+        """Whether the model's own facts, at this instant, allow every cause the refusal
+        names, and the state it says follows from them (HALTED if one of them halts, else
+        REDUCING); a close is refused only HALTED."""
+        halt_may_be_on = self.halted is not False or self.started_on_faulty_disk
+        disk_fault_in_this_process = (
+            self.disk_faults_armed != self.disk_faults_armed_at_start or self.started_on_faulty_disk
+        )
+        stream_may_hide_a_gap = world.stream is not None and bool(
+            self.stream_gap or not world.stream_live()
+        )
+        causes = {
+            HALT.name: lambda: _unless(halt_may_be_on, f"no halt may be on ({self.halt_story})"),
+            OUTCOMES_PENDING.name: lambda: _unless(
+                disk_fault_in_this_process, "no disk fault was armed since this process started"
+            ),
+            LEDGER_UNREADABLE.name: lambda: _unless(
+                self.started_on_faulty_disk, "this process started on a sound disk"
+            ),
+            KILL_SWITCH.name: lambda: _unless(
+                self.kill_switch_may_be_on, "the kill switch cannot be on"
+            ),
+            NOT_RECONCILED.name: lambda: _unless(
+                not self.reconciled, "a reconcile of this process succeeded"
+            ),
+            STREAM_BLIND.name: lambda: _unless(
+                stream_may_hide_a_gap,
+                "the stream is live with no gap" if world.stream else "the engine has no stream",
+            ),
+        }
+        if why := _causes_unjustified(decision, causes):
+            return why
+        state = (
+            TradingState.HALTED if HALTING.intersection(decision.causes) else TradingState.REDUCING
+        )
+        if not decision.reason.startswith(refusal_heading(state)):
+            return f"the causes it names make the engine {state}, and its reason says otherwise"
+        if not opening and state is not TradingState.HALTED:
+            return "a close is refused only HALTED, and no cause it names halts the engine"
+        return None
 
     def _balance_fresh(self, world: World) -> str | None:
         """Whether the balance the engine last fetched is fresh at this instant: fetched at
@@ -429,20 +548,6 @@ class Reference:
         if age >= self.config.balance_ttl:
             return None
         return f"the last balance fetched is fresh ({age:.1f}s old, no fill since it was asked)"
-
-    def _close_valid(self, deal_id: str, size: float | None, world: World) -> str | None:
-        """Whether the close is valid against the broker's truth, and the engine could know
-        it: the broker holds the deal, at least `size` of it, nothing in flight could have
-        changed that, and nothing happened that the engine could not see."""
-        if size is not None and not valid_size(size):
-            return None
-        held = {p.deal_id: p.size for p in world.sim.snapshot_positions()}
-        if deal_id not in held or (size is not None and size > held[deal_id] + 1e-9):
-            return None
-        others = [t for t in world.running() if t.task is not asyncio.current_task()]
-        if self.book_may_lag or self.broker_misattributed_a_deal or others or world.sim.pending:
-            return None
-        return f"the broker holds deal {deal_id} ({held[deal_id]}) and the engine could know it"
 
     def disk_fault_armed(self) -> None:
         self.disk_faults_armed += 1
@@ -550,11 +655,32 @@ class Reference:
         self.violations.append(InvariantViolation(invariant, evidence))
 
 
-def _invalid(intent: OrderIntent) -> bool:
-    """Whether the model itself finds the opening intent invalid."""
-    size = intent.size
-    valid_size = isinstance(size, int | float) and math.isfinite(size) and size > 0
-    return intent.epic not in DEFAULT_EPICS or intent.direction not in (BUY, SELL) or not valid_size
+def _valid_size(size: object) -> bool:
+    """Whether the model itself finds an opening order's size valid."""
+    return isinstance(size, int | float) and math.isfinite(size) and size > 0
+
+
+def _unless(allowed: bool, why: str) -> str | None:
+    """None when the model's facts allow a cause; else why they do not."""
+    return None if allowed else why
+
+
+def _causes_unjustified(
+    decision: Rejected, judges: dict[str, Callable[[], str | None]]
+) -> str | None:
+    """Whether a refusal names a cause the model cannot confirm: `judges` maps each cause
+    the stage may name to why the model's facts rule it out now (None: they allow it). A
+    refusal naming no cause, or one with no judge here, is unjustified: the model cannot
+    confirm what it cannot classify."""
+    if not decision.causes:
+        return "it names no cause"
+    for cause in decision.causes:
+        judge = judges.get(cause)
+        if judge is None:
+            return f"it names {cause!r}, a cause the model does not know at that stage"
+        if (why := judge()) is not None:
+            return f"it names {cause}, and {why}"
+    return None
 
 
 def _funded(intent: OrderIntent, world: World) -> bool:
