@@ -20,7 +20,7 @@ import attrs
 
 from solat_chaos.engine.broker import BUY, SELL, OpenOrder, valid_size
 from solat_chaos.engine.engine import DEFAULT_EPICS, Engine, EngineConfig
-from solat_chaos.engine.records import OPEN, TERMINAL, Intent, Rejected
+from solat_chaos.engine.records import CLOSE, OPEN, TERMINAL, Intent, Rejected
 from solat_chaos.engine.risk import (
     INSUFFICIENT_FUNDS,
     MAX_EXPOSURE,
@@ -408,14 +408,25 @@ class Reference:
         """REJECTED_JUSTIFIED for a close, which reduces risk: refused only at `validation`
         naming what the model confirms (a deal the broker does not hold, a size invalid or
         more than it holds — or any of these when the engine could not know better: its book
-        may lag or another operation is in flight), at `state` for causes the model allows
+        may lag, another operation is in flight, or a close of the deal has no outcome yet),
+        at `state` for causes the model allows
         that halt (HALTED: an operator's halt that may be on, outcomes pending or a ledger
         unreadable after a disk fault — never the kill switch, blindness or a missing
         reconcile alone), or at the broker, which then saw it."""
         held = {p.deal_id: p.size for p in world.sim.snapshot_positions()}
         others = [t for t in world.running() if t.task is not asyncio.current_task()]
+        # A close of this deal with no outcome in the engine's audit (a recovered INTENT, say)
+        # may be at the broker for all the engine knows, until a reconcile resolves it.
+        closing_in_doubt = any(
+            intent.action == CLOSE and intent.deal_id == deal_id
+            for intent in world.engine.journal.audit.unresolved()
+        )
         could_not_know = bool(
-            self.book_may_lag or self.broker_misattributed_a_deal or others or world.sim.pending
+            self.book_may_lag
+            or self.broker_misattributed_a_deal
+            or others
+            or world.sim.pending
+            or closing_in_doubt
         )
         asked = (
             f"the broker holds deal {deal_id} ({held.get(deal_id)}) and the engine could know it"
