@@ -227,6 +227,7 @@ class World:
         self.quarantine_path = QUARANTINE_PATH
         self._durable_cache: tuple[bytes, list[Entry]] = (b"", [])
         self._unframed: dict[bytes, Entry | None] = {}  # ledger line -> what it verifies as
+        self._sources: list[Any] | None = None  # the parts that arm faults (_fault_sources)
         self.fs: ProcessFileSystem
         self.port: ProcessBroker
         self.engine = self._open_engine()
@@ -440,7 +441,13 @@ class World:
         # Every part of the world that arms faults says so (`armed_faults`), so a port or
         # seam added later is covered without listing it here.
         # (Asked of the type: the per-process disk view forwards any attribute.)
-        return [part for part in vars(self).values() if hasattr(type(part), "armed_faults")]
+        # Found once: the parts that arm faults (disk, sim, stream) are made with the world
+        # and never replaced, and coverage asks before every step.
+        if self._sources is None:
+            self._sources = [
+                part for part in vars(self).values() if hasattr(type(part), "armed_faults")
+            ]
+        return self._sources
 
     def fault_kinds(self) -> tuple[str, ...]:
         """Every fault this world can arm."""
