@@ -439,6 +439,34 @@ class DiskRules:
         self.world.rot_ledger_line(line, byte)
 
 
+# (switch, on) -> what the operator's action is called, how the engine is told, and what the
+# reference model hears of its answer.
+OPERATOR_SWITCHES = {
+    ("kill_switch", True): (
+        "a kill switch activation",
+        lambda engine: engine.activate_kill_switch("model: emergency stop"),
+        lambda reference, status: reference.kill_switch_activated(status.persisted),
+    ),
+    ("kill_switch", False): (
+        "a kill switch deactivation",
+        lambda engine: engine.deactivate_kill_switch("model: all clear"),
+        lambda reference, status: reference.kill_switch_deactivated(
+            status.active, status.persisted
+        ),
+    ),
+    ("halt", True): (
+        "a halt",
+        lambda engine: engine.halt("model: operator halt"),
+        lambda reference, status: reference.halt_requested(status.persisted),
+    ),
+    ("halt", False): (
+        "a resume",
+        lambda engine: engine.resume("model: operator resume"),
+        lambda reference, status: reference.resume_requested(status.persisted),
+    ),
+}
+
+
 class RecoveryRules:
     """The operator's switches, and what must survive a restart."""
 
@@ -457,37 +485,22 @@ class RecoveryRules:
     def kill_switch(self, active):
         """The operator activates the emergency stop, or deactivates it."""
         _count("kill_switch")
-        world = self.world
-        if active:
-            status = world.engine.activate_kill_switch("model: emergency stop")
-            world.reference.operator_acted(
-                "a kill switch activation", status.persisted, disk_sound=world.disk_sound()
-            )
-            world.reference.kill_switch_activated(status.persisted)
-        else:
-            status = world.engine.deactivate_kill_switch("model: all clear")
-            world.reference.operator_acted(
-                "a kill switch deactivation", status.persisted, disk_sound=world.disk_sound()
-            )
-            world.reference.kill_switch_deactivated(status.active, status.persisted)
+        self._operate("kill_switch", active)
 
     @rule(active=st.sampled_from(SWITCHED_ON_FIRST))
     def halt(self, active):
         """The operator halts the engine (persisted), or resumes it."""
         _count("halt")
+        self._operate("halt", active)
+
+    def _operate(self, switch: str, active: bool) -> None:
+        """Switch `switch` on or off through the engine; the reference model hears of the
+        action, whether it persisted, and whether the disk accepted writes as it was made."""
         world = self.world
-        if active:
-            status = world.engine.halt("model: operator halt")
-            world.reference.operator_acted(
-                "a halt", status.persisted, disk_sound=world.disk_sound()
-            )
-            world.reference.halt_requested(status.persisted)
-        else:
-            status = world.engine.resume("model: operator resume")
-            world.reference.operator_acted(
-                "a resume", status.persisted, disk_sound=world.disk_sound()
-            )
-            world.reference.resume_requested(status.persisted)
+        action, switch_it, heard = OPERATOR_SWITCHES[switch, active]
+        status = switch_it(world.engine)
+        world.reference.operator_acted(action, status.persisted, disk_sound=world.disk_sound())
+        heard(world.reference, status)
 
     @rule()
     def flush_snapshots(self):
