@@ -485,8 +485,10 @@ BUGS: dict[str, Bug] = {
             "kill_switch_not_fsynced",
             "recovery",
             invariants.KILL_SWITCH_DURABLE,
-            "the kill switch is written and renamed but neither file nor directory fsynced",
+            "the kill switch is written and renamed but neither file nor directory fsynced "
+            "(the halt too: both switches persist through the same code)",
             _kill_switch_not_fsynced,
+            also=(invariants.HALT_DURABLE,),
         ),
         Bug(
             "timed_out_positions_are_flat",

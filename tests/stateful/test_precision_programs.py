@@ -64,7 +64,7 @@ def test_a_close_the_broker_rejected_recorded_filled_is_untruthful() -> None:
 def close_under_the_kill_switch() -> list[str]:
     with started(RecoveryMachine) as machine:
         machine.submit_order(EPICS[0], "BUY", 1.0)
-        machine.activate_kill_switch()
+        machine.kill_switch(active=True)
         machine.submit_order(EPICS[0], "BUY", 1.0)  # refused, and rightly: judged so
         assert violations(machine) == []
         machine.close_position(the_only_deal(machine), 1.0)

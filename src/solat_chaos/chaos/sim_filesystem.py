@@ -22,6 +22,7 @@ nothing is shared between instances, so a run replays exactly.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import posixpath
 
@@ -55,6 +56,9 @@ def _oserror(code: int, path: str, path2: str | None = None) -> OSError:
     return OSError(code, os.strerror(code), path, None, path2)
 
 
+# Cached: the engine and the checks use a handful of paths, normalised on every call (the
+# invariants ask for durable bytes several times a step).
+@functools.lru_cache(maxsize=1024)
 def _normalise(path: str) -> str:
     if not path:
         raise _oserror(errno.ENOENT, path)
@@ -66,6 +70,7 @@ def _normalise(path: str) -> str:
     return normal
 
 
+@functools.lru_cache(maxsize=1024)
 def _split(normal: str) -> tuple[str, str]:
     """(parent directory, name) of a normalised path that is not a root."""
     parent, name = posixpath.split(normal)

@@ -113,11 +113,8 @@ def check_engine_did_not_raise(world) -> None:
 def check_no_silent_loss(world) -> None:
     """Every order the caller was told filled is durable, or pending with the engine halted
     and health saying so, or (after a crash lost it) an unresolved INTENT the engine knows."""
-    from solat_chaos.engine.records import Confirmed, Intent
-
-    durable = world.durable_entries()
-    confirmed = {e.record.deal_reference for e in durable if isinstance(e.record, Confirmed)}
-    intents = {e.record.deal_reference for e in durable if isinstance(e.record, Intent)}
+    durable = world.durable_index()
+    confirmed, intents = durable.confirmed, durable.intents
     engine = world.engine
     pending = {getattr(r, "deal_reference", None) for r in engine.journal.pending}
     unresolved = {i.deal_reference for i in engine.journal.audit.unresolved()}
@@ -330,16 +327,10 @@ def check_stream_gapless(world) -> None:
 def check_audit_complete(world, *, final: bool = False) -> None:
     """No deal reference has two different terminal outcomes; every rejection made while
     the disk was sound left a decision record; finally, every INTENT has its outcome."""
-    from solat_chaos.engine.records import TERMINAL, Intent, Rejected
+    from solat_chaos.engine.records import Rejected
 
-    outcomes: dict[str, set] = {}
-    intents = set()
-    for entry in world.durable_entries():
-        record = entry.record
-        if isinstance(record, TERMINAL):
-            outcomes.setdefault(record.deal_reference, set()).add(record)
-        elif isinstance(record, Intent):
-            intents.add(record.deal_reference)
+    durable = world.durable_index()
+    outcomes, intents = durable.outcomes, durable.intents
     rotted = world.reference.rotted
     for reference, records in outcomes.items():
         if len(records) > 1 and reference not in rotted:

@@ -35,6 +35,7 @@ from solat_chaos.engine.health import HealthThresholds
 from solat_chaos.engine.kill_switch import KILL_SWITCH_FILE
 from solat_chaos.engine.ledger import LEDGER_FILE, QUARANTINE_FILE, Entry, unframe
 from solat_chaos.engine.positions import normal_size
+from solat_chaos.engine.records import TERMINAL, Confirmed, Intent
 from solat_chaos.engine.risk import RiskLimits
 from solat_chaos.engine.snapshots import SNAPSHOT_FILE
 from solat_chaos.engine.stream import StreamState
@@ -196,6 +197,32 @@ class TaskRecord:
     task: asyncio.Task
 
 
+@attrs.frozen
+class DurableIndex:
+    """The durable ledger records by deal reference: CONFIRMED ones, INTENTs, and every
+    terminal outcome (a set: two different ones are an AUDIT_COMPLETE violation)."""
+
+    confirmed: frozenset[str]
+    intents: frozenset[str]
+    outcomes: dict[str, set]
+
+    @classmethod
+    def of(cls, entries: list[Entry]) -> DurableIndex:
+        outcomes: dict[str, set] = {}
+        for entry in entries:
+            if isinstance(entry.record, TERMINAL):
+                outcomes.setdefault(entry.record.deal_reference, set()).add(entry.record)
+        return cls(
+            confirmed=frozenset(
+                e.record.deal_reference for e in entries if isinstance(e.record, Confirmed)
+            ),
+            intents=frozenset(
+                e.record.deal_reference for e in entries if isinstance(e.record, Intent)
+            ),
+            outcomes=outcomes,
+        )
+
+
 class World:
     """`with_stream`: the engine consumes the SimBroker's trade stream (`stream`), which the
     world pumps whenever it settles and which keeps alive while time passes (`advance`).
@@ -227,6 +254,8 @@ class World:
         self.quarantine_path = QUARANTINE_PATH
         self._durable_cache: tuple[bytes, list[Entry]] = (b"", [])
         self._unframed: dict[bytes, Entry | None] = {}  # ledger line -> what it verifies as
+        self._index: tuple[bytes | None, DurableIndex] = (None, DurableIndex.of([]))
+        self._sources: list[Any] | None = None  # the parts that arm faults (_fault_sources)
         self.fs: ProcessFileSystem
         self.port: ProcessBroker
         self.engine = self._open_engine()
@@ -440,7 +469,13 @@ class World:
         # Every part of the world that arms faults says so (`armed_faults`), so a port or
         # seam added later is covered without listing it here.
         # (Asked of the type: the per-process disk view forwards any attribute.)
-        return [part for part in vars(self).values() if hasattr(type(part), "armed_faults")]
+        # Found once: the parts that arm faults (disk, sim, stream) are made with the world
+        # and never replaced, and coverage asks before every step.
+        if self._sources is None:
+            self._sources = [
+                part for part in vars(self).values() if hasattr(type(part), "armed_faults")
+            ]
+        return self._sources
 
     def fault_kinds(self) -> tuple[str, ...]:
         """Every fault this world can arm."""
@@ -463,6 +498,17 @@ class World:
 
     def durable_entries(self) -> list[Entry]:
         """The ledger records a crash right now would leave, as recovery would read them."""
+        return list(self._durable()[1])
+
+    def durable_index(self) -> DurableIndex:
+        """What those records say, by deal reference (the same for the same records: the
+        invariants read it after every step, and the ledger changes on few of them)."""
+        data, entries = self._durable()
+        if self._index[0] is not data:
+            self._index = (data, DurableIndex.of(entries))
+        return self._index[1]
+
+    def _durable(self) -> tuple[bytes, list[Entry]]:
         data = self.disk.durable_bytes(LEDGER_PATH) or b""
         if data != self._durable_cache[0]:
             entries = []
@@ -478,7 +524,7 @@ class World:
                 if entry is not None:
                     entries.append(entry)
             self._durable_cache = (data, entries)
-        return list(self._durable_cache[1])
+        return self._durable_cache
 
     def stream_age(self) -> float | None:
         """Seconds since the stream last spoke to the engine; None if it never did."""
