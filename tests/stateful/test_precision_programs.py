@@ -82,9 +82,9 @@ def refusals_under_a_halt_after_the_kill_switch() -> list[invariants.InvariantVi
     kill switch activated and deactivated before it."""
     with started(RecoveryMachine) as machine:
         machine.submit_order(EPICS[0], "BUY", 1.0)
-        machine.activate_kill_switch()
-        machine.deactivate_kill_switch()
-        machine.operator_halts()
+        machine.kill_switch(active=True)
+        machine.kill_switch(active=False)
+        machine.halt(active=True)
         machine.submit_order(EPICS[0], "BUY", 1.0)  # refused, and rightly: judged so
         machine.close_position(the_only_deal(machine), 1.0)  # refused too: HALTED
         assert machine.world.engine.state is TradingState.HALTED
@@ -138,3 +138,24 @@ def test_the_fill_index_is_rebuilt_at_restart() -> None:
     assert duplicate_confirm_after_a_restart() == []
     with planted("fill_dedupe_not_rebuilt_at_restart"):
         assert duplicate_confirm_after_a_restart() == [invariants.EXACTLY_ONCE_FILLS]
+
+
+def close_past_a_recovered_close_intent() -> list[str]:
+    """A close whose INTENT the disk did not make durable is refused; a crash keeps its
+    unsynced bytes; the next process refuses a partial close of the same deal."""
+    with started(RecoveryMachine) as machine:
+        machine.submit_order(EPICS[0], "BUY", 1.0)
+        deal = the_only_deal(machine)
+        machine.fsync_fails_with_eio()
+        machine.close_position(deal, 1.0)  # refused: its INTENT is not durable
+        machine.disk_recovers()
+        machine.crash_and_restart(300, reconciles=False)
+        assert violations(machine) == []
+        machine.close_position(deal, 0.5)
+        return violations(machine)
+
+
+def test_a_close_refused_while_a_recovered_close_is_unresolved_is_justified() -> None:
+    """The recovered close INTENT may be at the broker for all the engine knows: refusing a
+    second close of the deal until a reconcile resolves it is safe, and no false alarm."""
+    assert close_past_a_recovered_close_intent() == []
