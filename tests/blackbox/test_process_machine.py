@@ -36,6 +36,8 @@ SMOKE = settings(
     suppress_health_check=list(HealthCheck),
 )
 HUNT = settings(SMOKE, max_examples=150, stateful_step_count=6, report_multiple_bugs=False)
+# The seeds the replay test searches, in turn, for a failure to replay.
+REPLAY_SEEDS = (3, 1, 2, 4)
 # The machine that hunts each bug planted in the served process.
 HUNTERS = {
     "broker_before_intent": "process-broker",
@@ -100,13 +102,20 @@ def test_a_process_failure_replays_from_its_artifact(tmp_path, monkeypatch) -> N
     bug = "timeout_resolved_as_rejected"
     monkeypatch.setenv(PLANTED_BUG_ENV, bug)
     machine = process_machines(PlantedSolatEngine)[HUNTERS[bug]]
-    (failure,) = run_machine(machine, settings(HUNT, print_blob=True), seed=3)
+    # Finding is the hunts' test; a seed's 150 examples may all miss the bug, so the seeds
+    # are tried in turn until one finds a failure to replay.
+    for seed in REPLAY_SEEDS:
+        failures = run_machine(machine, settings(HUNT, print_blob=True), seed=seed)
+        if failures:
+            break
+    assert failures, f"no seed of {REPLAY_SEEDS} found {bug}"
+    failure = failures[0]
     artifact = artifacts.write(
         artifacts.Artifact.of(
             failure,
             machine=HUNTERS[bug],
             machine_cls=machine,
-            seed=3,
+            seed=seed,
             profile="ci",
             stateful_step_count=HUNT.stateful_step_count,
         ),

@@ -174,6 +174,9 @@ class ProcessChaosMachine(RuleBasedStateMachine):
         """Remember the deals the broker and the engine's book show now."""
         known = set(self.world.broker_positions())
         if self._engine_runs():
+            # Which deals are known decides what a later deal index picks: learned only once
+            # the engine has handled what the stream sent, so a replay learns them alike.
+            self._catch_up_with_the_stream()
             local = self._call(self.adapter.positions)
             known |= set(local or ())
         self._deals += sorted(known - set(self._deals))
