@@ -74,6 +74,36 @@ def test_what_the_machine_draws_never_depends_on_the_process(machine) -> None:
             precondition(drawn_only)
 
 
+class _AnswersRecorded(PROCESS_MACHINES["process-broker"]):
+    """The broker machine, every answer of the engine's API recorded, example by example."""
+
+    answers: list[list[str]] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers.append([])
+
+    def _call(self, operation, *args):
+        answer = super()._call(operation, *args)
+        self.answers[-1].append(f"{operation.__name__}: {answer!r}")
+        return answer
+
+
+def _answers_of_a_run() -> list[list[str]]:
+    _AnswersRecorded.answers = []
+    run_state_machine_as_test(_AnswersRecorded, settings=settings(SMOKE, max_examples=12))
+    return _AnswersRecorded.answers
+
+
+@nightly
+def test_the_same_examples_see_the_same_answers_when_run_again() -> None:
+    """What a replay rests on: the harness steps in lockstep with the engine's clock and its
+    trade stream, so real time never decides what the engine answers a step."""
+    first = _answers_of_a_run()
+    assert sum(len(example) for example in first) > 12 * 3
+    assert _answers_of_a_run() == first
+
+
 def test_every_invariant_is_checked_for_the_default_engine() -> None:
     assert {what for what in ProcessMachine.not_checked() if not what.startswith("rule ")} == set()
 
