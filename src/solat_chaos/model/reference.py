@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from solat_chaos.engine.broker import BUY, SELL, OpenOrder, valid_size
+from solat_chaos.engine.broker import BUY, SELL, OpenOrder
 from solat_chaos.engine.engine import DEFAULT_EPICS, Engine, EngineConfig
 from solat_chaos.engine.records import CLOSE, OPEN, TERMINAL, Intent, Rejected
 from solat_chaos.engine.risk import (
@@ -437,7 +437,7 @@ class Reference:
 
         causes = {
             UNKNOWN_DEAL: lambda: unless_known(deal_id not in held),
-            INVALID_SIZE: lambda: unless_known(size is not None and not valid_size(size)),
+            INVALID_SIZE: lambda: unless_known(size is not None and not _valid_size(size)),
             EXCEEDS_CLOSABLE: lambda: unless_known(
                 deal_id not in held or (size is not None and size > held[deal_id] + 1e-9)
             ),
@@ -667,7 +667,8 @@ class Reference:
 
 
 def _valid_size(size: object) -> bool:
-    """Whether the model itself finds an opening order's size valid."""
+    """Whether the model itself finds an order's size valid (not the engine's predicate:
+    the model judges the engine's validation with its own)."""
     return isinstance(size, int | float) and math.isfinite(size) and size > 0
 
 
