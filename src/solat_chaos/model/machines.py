@@ -39,6 +39,7 @@ from solat_chaos.engine.engine import DEFAULT_EPICS
 from solat_chaos.engine.router import OrderIntent, OrderResult, OrderStatus
 from solat_chaos.engine.stream import StreamState
 from solat_chaos.model import invariants
+from solat_chaos.model.rule_choice import RuleChoice
 from solat_chaos.model.stats import STATS
 from solat_chaos.model.views import SIM
 from solat_chaos.model.world import KILL_SWITCH_PATH, MODEL_CONFIG, World
@@ -90,6 +91,9 @@ class ChaosMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        # Hypothesis' runner draws each step from this attribute; ours picks among the rules
+        # that can run in one draw (model/rule_choice.py).
+        self._rules_strategy = RuleChoice(self)
         STATS.examples += 1
         self.world = World(MODEL_CONFIG, with_stream=self.with_stream, broker_view=self.broker_view)
         STATS.watch(self.world)

@@ -1,0 +1,170 @@
+"""The machines' rule choice (model/rule_choice.py): only rules that can run are chosen, each
+example's swarm leaves some out, the same seed chooses the same steps, and a failure still
+shrinks to its few steps."""
+
+from __future__ import annotations
+
+import hypothesis
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from solat_chaos.model.rule_choice import RuleChoice
+
+RULES = ("open", "close", "tick", "poll", "nudge", "reset")
+
+
+def budget(**changes) -> settings:
+    return settings(
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[phase for phase in Phase if phase is not Phase.explain],
+        **changes,
+    )
+
+
+class Recorder(RuleBasedStateMachine):
+    """Six rules, two of them only sometimes able to run; records what ran, per example."""
+
+    examples: list[list[str]] = []
+    ran_while_unable: list[str] = []
+    handles = Bundle("handles")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rules_strategy = RuleChoice(self)
+        self.steps: list[str] = []
+        Recorder.examples.append(self.steps)
+        self.open_count = 0
+
+    def _ran(self, name: str) -> None:
+        self.steps.append(name)
+
+    @initialize(target=handles)
+    def start(self):
+        return 0
+
+    @rule(target=handles, n=st.integers(0, 3))
+    def open(self, n):
+        self._ran("open")
+        self.open_count += 1
+        return n
+
+    @precondition(lambda self: self.open_count > 0)
+    @rule(handle=handles)
+    def close(self, handle):
+        if self.open_count == 0:
+            Recorder.ran_while_unable.append("close")
+        self._ran("close")
+        self.open_count -= 1
+
+    @rule()
+    def tick(self):
+        self._ran("tick")
+
+    @rule(flag=st.booleans())
+    def poll(self, flag):
+        self._ran("poll")
+
+    @precondition(lambda self: False)
+    @rule()
+    def never(self):
+        Recorder.ran_while_unable.append("never")
+
+    @rule()
+    def nudge(self):
+        self._ran("nudge")
+
+    @rule()
+    def reset(self):
+        self._ran("reset")
+
+
+@pytest.fixture(autouse=True)
+def fresh_records():
+    Recorder.examples = []
+    Recorder.ran_while_unable = []
+
+
+def run(seed: int, examples: int = 60) -> list[list[str]]:
+    Recorder.examples = []
+    seeded = hypothesis.seed(seed)(type("Seeded", (Recorder,), {}))
+    run_state_machine_as_test(
+        seeded, settings=budget(max_examples=examples, stateful_step_count=20, derandomize=False)
+    )
+    return Recorder.examples
+
+
+def test_a_rule_runs_only_when_its_precondition_holds() -> None:
+    examples = run(seed=1)
+    assert sum(len(steps) for steps in examples) > 500
+    assert Recorder.ran_while_unable == []
+
+
+def test_every_rule_runs_somewhere_and_some_examples_leave_rules_out() -> None:
+    examples = run(seed=2)
+    used = {name for steps in examples for name in steps}
+    assert used == set(RULES)
+    # The swarm: long examples keeping to two or three of the five rules that can always
+    # run. Fifteen fair picks among five cover at most three about once in 200 examples.
+    always = {"open", "tick", "poll", "nudge", "reset"}
+    narrow = [
+        steps for steps in examples if len(steps) >= 15 and 2 <= len(always & set(steps)) <= 3
+    ]
+    assert len(narrow) >= 3, examples
+
+
+def test_the_same_seed_chooses_the_same_steps() -> None:
+    assert run(seed=3, examples=30) == run(seed=3, examples=30)
+    assert run(seed=3, examples=30) != run(seed=4, examples=30)
+
+
+class NeedsThreeCloses(Recorder):
+    """Fails once three closes have run: the shortest failing program is open x3, close x3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closes = 0
+
+    @precondition(lambda self: self.open_count > 0)
+    @rule(handle=Recorder.handles)
+    def close(self, handle):
+        super().close(handle)
+        self.closes += 1
+        assert self.closes < 3
+
+
+def test_a_failure_shrinks_to_its_few_steps() -> None:
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(
+            NeedsThreeCloses, settings=budget(max_examples=500, stateful_step_count=30)
+        )
+    # The last example run is the shrunk one, replayed to report it.
+    assert sorted(Recorder.examples[-1]) == ["close"] * 3 + ["open"] * 3
+
+
+@given(st.data())
+@settings(budget(max_examples=5))
+def test_no_rule_can_run_is_an_error_that_says_so(data) -> None:
+    class Stuck(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self._rules_strategy = RuleChoice(self)
+
+        @precondition(lambda self: False)
+        @rule()
+        def blocked(self):
+            pass
+
+    machine = Stuck()
+    with pytest.raises(Exception, match="no available rule had a True precondition"):
+        data.draw(machine._rules_strategy)
