@@ -3,7 +3,7 @@ across two versions of the code, and its CPU seconds: a change meant only to mak
 or the checks cheaper must leave every digest alone.
 
     .venv/bin/python benchmarks/step_digest.py [--examples N] [--steps N] [--machine NAME]...
-        [--bug BUG]...
+        [--bug BUG]... [--cpu-only [--rounds N]]
     PYTHONPATH=/tmp/old/src .venv/bin/python benchmarks/step_digest.py ...   # the other side
 
 Per machine, one line: the examples and steps run, the invariant checks, then digests of the
@@ -15,6 +15,10 @@ model's verdicts and flags, the trade stream, the tasks), and the verdict (the i
 failure named, or "pass"). `--bug BUG` runs BUG's machine with the bug planted (the same
 budget, shrinking included) and digests it alike, verdict and shrunk steps included. Diff
 the output of the two sides, but for `cpu=`.
+
+`--cpu-only`: no digests (they cost more than the run), only each machine's least CPU seconds
+over `--rounds` runs of the same examples; run both sides alternately, e.g. `git archive main
+src | tar -x -C /tmp/old` and the command above with and without its PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -153,15 +157,33 @@ def run(label: str, machine, budget: settings, bug: str | None = None) -> None:
     )
 
 
+def least_cpu(machine, budget: settings, rounds: int) -> float:
+    """The least CPU seconds of `rounds` runs of `machine` (the same examples each time)."""
+    least = float("inf")
+    for _ in range(rounds):
+        STATS.reset()
+        begun = time.process_time()
+        run_state_machine_as_test(machine, settings=budget)
+        least = min(least, time.process_time() - begun)
+    return least
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=40)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--machine", action="append", choices=sorted(MACHINES))
     parser.add_argument("--bug", action="append", choices=sorted(BUGS), default=[])
+    parser.add_argument("--cpu-only", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     budget = settings(BUDGET, max_examples=args.examples, stateful_step_count=args.steps)
     machines = args.machine or ([] if args.bug else list(MACHINES))
+    if args.cpu_only:
+        for name in machines:
+            seconds = least_cpu(MACHINES[name], budget, args.rounds)
+            print(f"{name}: steps={STATS.steps} cpu={seconds:.3f}s", flush=True)
+        return
     for name in machines:
         run(name, MACHINES[name], budget)
     for bug in args.bug:

@@ -348,7 +348,15 @@ class SimBroker:
     def events_since(self, seq: int) -> tuple[BrokerEvent, ...]:
         """Events with a sequence number greater than `seq` (`events_since(0)` is all)."""
         with self._lock:
-            return tuple(e for e in self._events if e.seq > seq)
+            # Sequence numbers count the events from 1: those after `seq` are a tail (a trade
+            # stream asks at every pump, and scanning the whole history each time was most
+            # of a pump's cost).
+            return tuple(self._events[max(seq, 0) :])
+
+    @property
+    def last_event_seq(self) -> int:
+        """The sequence number of the latest event (0 before the first)."""
+        return len(self._events)
 
     @property
     def confirms(self) -> dict[str, DealConfirm]:

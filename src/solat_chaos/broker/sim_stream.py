@@ -231,6 +231,8 @@ class SimTradeStream:
 
     def _collect(self) -> None:
         """The broker's new changes reach the server's queue; nothing is delivered."""
+        if self.sim.last_event_seq == self._cursor:
+            return  # no change since the last pump: most pumps, keepalives while time passes
         for event in self.sim.events_since(self._cursor):
             self._cursor = event.seq
             confirm, position = updates_of(event)

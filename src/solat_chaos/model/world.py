@@ -33,12 +33,13 @@ from solat_chaos.engine.clock import SimClock
 from solat_chaos.engine.engine import Engine, EngineConfig
 from solat_chaos.engine.health import HealthThresholds
 from solat_chaos.engine.kill_switch import KILL_SWITCH_FILE
-from solat_chaos.engine.ledger import LEDGER_FILE, QUARANTINE_FILE, Entry, unframe
+from solat_chaos.engine.ledger import LEDGER_FILE, QUARANTINE_FILE, Entry, Ledger, unframe
 from solat_chaos.engine.positions import normal_size
 from solat_chaos.engine.records import TERMINAL, Confirmed, Intent
 from solat_chaos.engine.risk import RiskLimits
 from solat_chaos.engine.snapshots import SNAPSHOT_FILE
 from solat_chaos.engine.stream import StreamState
+from solat_chaos.model.invariants import fold_fills
 from solat_chaos.model.reference import Reference
 from solat_chaos.model.views import REST, SIM, check_view
 
@@ -255,6 +256,8 @@ class World:
         self._durable_cache: tuple[bytes, list[Entry]] = (b"", [])
         self._unframed: dict[bytes, Entry | None] = {}  # ledger line -> what it verifies as
         self._index: tuple[bytes | None, DurableIndex] = (None, DurableIndex.of([]))
+        # The engine's ledger, how many of its entries `ledger_fills` has folded, and the fold.
+        self._fills: tuple[Ledger | None, int, dict[str, float]] = (None, 0, {})
         self._sources: list[Any] | None = None  # the parts that arm faults (_fault_sources)
         self.fs: ProcessFileSystem
         self.port: ProcessBroker
@@ -507,6 +510,18 @@ class World:
         if self._index[0] is not data:
             self._index = (data, DurableIndex.of(entries))
         return self._index[1]
+
+    def ledger_fills(self, ledger: Ledger) -> dict[str, float]:
+        """The largest fill, adoption or resize `ledger` records for each deal id (not to be
+        changed: a copy is the caller's). Folded as the ledger grows: a ledger only appends
+        to its entries, and EXACTLY_ONCE_FILLS reads it after every step."""
+        cached, folded, largest = self._fills
+        if cached is not ledger:
+            folded, largest = 0, {}
+        if folded != len(ledger.entries):
+            fold_fills(largest, [entry.record for entry in ledger.entries[folded:]])
+            self._fills = (ledger, len(ledger.entries), largest)
+        return largest
 
     def _durable(self) -> tuple[bytes, list[Entry]]:
         data = self.disk.durable_bytes(LEDGER_PATH) or b""
