@@ -924,16 +924,25 @@ class SimBroker:
     def armed_faults(self) -> set[str]:
         """The seams armed now (names from FAULT_KINDS): each would change the next answer of
         its method. A held request still pending counts as its method's hold."""
+        # Plain loops, no generators: the model asks before every step, mostly of a broker
+        # with nothing armed.
         with self._lock:
-            armed = {f"broker:hold:{m}" for m in self._holds}
-            armed.update(f"broker:hold:{h.pending.kind}" for h in self._held)
+            armed = set()
+            for method in self._holds:
+                armed.add(f"broker:hold:{method}")
+            for held in self._held:
+                armed.add(f"broker:hold:{held.pending.kind}")
             for method, faults in self._faults.items():
                 for fault in faults:
                     # A read has nothing to execute: its lost answer is a plain failure.
                     lost = fault.after_execute and method in ORDER_METHODS
                     armed.add(f"broker:{'answer_lost' if lost else 'fail_next'}:{method}")
-            armed.update(f"broker:partial_fill:{m}" for m, q in self._fractions.items() if q)
-            armed.update(f"broker:duplicate_deal_id:{m}" for m, q in self._duplicates.items() if q)
+            for method, fractions in self._fractions.items():
+                if fractions:
+                    armed.add(f"broker:partial_fill:{method}")
+            for method, duplicates in self._duplicates.items():
+                if duplicates:
+                    armed.add(f"broker:duplicate_deal_id:{method}")
             if self._stale:
                 armed.add("broker:stale_positions")
             if self._confirm_poll_faults:

@@ -148,15 +148,20 @@ class SimTradeStream:
 
     def armed_faults(self) -> set[str]:
         """The faults armed now (names from FAULT_KINDS)."""
-        armed = {
-            "stream:silent": self.silent,
-            "stream:stalled": self.state is StreamState.STALLED,
-            "stream:drop": self._drop > 0,
-            "stream:duplicate": self._duplicate > 0,
-            "stream:delayed": self.delayed,
-            "stream:reorder": self._reorder > 0,
-        }
-        return {name for name, on in armed.items() if on}
+        armed = set()
+        if self.silent:
+            armed.add("stream:silent")
+        if self.state is StreamState.STALLED:
+            armed.add("stream:stalled")
+        if self._drop > 0:
+            armed.add("stream:drop")
+        if self._duplicate > 0:
+            armed.add("stream:duplicate")
+        if self.delayed:
+            armed.add("stream:delayed")
+        if self._reorder > 0:
+            armed.add("stream:reorder")
+        return armed
 
     def silent_disconnect(self) -> None:
         self.pump()

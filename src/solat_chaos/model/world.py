@@ -223,6 +223,20 @@ class DurableIndex:
             outcomes=outcomes,
         )
 
+    def extended(self, entries: list[Entry]) -> DurableIndex:
+        """The index of this one's records followed by `entries` (this one is unchanged)."""
+        if not entries:
+            return self
+        more = DurableIndex.of(entries)
+        outcomes = dict(self.outcomes)
+        for reference, records in more.outcomes.items():
+            outcomes[reference] = outcomes.get(reference, set()) | records
+        return DurableIndex(
+            confirmed=self.confirmed | more.confirmed,
+            intents=self.intents | more.intents,
+            outcomes=outcomes,
+        )
+
 
 class World:
     """`with_stream`: the engine consumes the SimBroker's trade stream (`stream`), which the
@@ -255,9 +269,15 @@ class World:
         self.quarantine_path = QUARANTINE_PATH
         self._durable_cache: tuple[bytes, list[Entry]] = (b"", [])
         self._unframed: dict[bytes, Entry | None] = {}  # ledger line -> what it verifies as
-        self._index: tuple[bytes | None, DurableIndex] = (None, DurableIndex.of([]))
+        # The durable bytes last indexed, their index, and the entries it was built from.
+        self._index: tuple[bytes | None, DurableIndex, list[Entry]] = (
+            None,
+            DurableIndex.of([]),
+            [],
+        )
         # The engine's ledger, how many of its entries `ledger_fills` has folded, and the fold.
         self._fills: tuple[Ledger | None, int, dict[str, float]] = (None, 0, {})
+        self._snapshot_file: tuple[bytes | None, bool] = (None, True)  # its bytes, their verdict
         self._sources: list[Any] | None = None  # the parts that arm faults (_fault_sources)
         self.fs: ProcessFileSystem
         self.port: ProcessBroker
@@ -507,9 +527,15 @@ class World:
         """What those records say, by deal reference (the same for the same records: the
         invariants read it after every step, and the ledger changes on few of them)."""
         data, entries = self._durable()
-        if self._index[0] is not data:
-            self._index = (data, DurableIndex.of(entries))
-        return self._index[1]
+        indexed, index, folded = self._index
+        if indexed is not data:
+            # Extended when the records grew by appends, as they mostly do.
+            if entries[: len(folded)] == folded:
+                index = index.extended(entries[len(folded) :])
+            else:
+                index = DurableIndex.of(entries)
+            self._index = (data, index, entries)
+        return index
 
     def ledger_fills(self, ledger: Ledger) -> dict[str, float]:
         """The largest fill, adoption or resize `ledger` records for each deal id (not to be
@@ -525,21 +551,32 @@ class World:
 
     def _durable(self) -> tuple[bytes, list[Entry]]:
         data = self.disk.durable_bytes(LEDGER_PATH) or b""
-        if data != self._durable_cache[0]:
-            entries = []
-            for line in data.split(b"\n"):
-                # Each line is verified once per world: the ledger grows by appends, and
-                # re-verifying every older line after each one was most of this check's cost.
-                if line not in self._unframed:
-                    try:
-                        self._unframed[line] = unframe(line)
-                    except ValueError:
-                        self._unframed[line] = None
-                entry = self._unframed[line]
-                if entry is not None:
-                    entries.append(entry)
+        known, entries = self._durable_cache
+        if data != known:
+            # The ledger mostly grows by appends of whole lines: then only the new lines are
+            # read (the lines of `known`, its last one empty, are those of `data` before them).
+            if known.endswith(b"\n") and data.startswith(known):
+                entries = entries + self._entries_in(data[len(known) :])
+            else:
+                entries = self._entries_in(data)
             self._durable_cache = (data, entries)
         return self._durable_cache
+
+    def _entries_in(self, data: bytes) -> list[Entry]:
+        """The ledger records of the lines of `data` that verify."""
+        entries = []
+        for line in data.split(b"\n"):
+            # Each line is verified once per world: a line seen again (after a rot or a crash
+            # the whole ledger is read again) is the same record.
+            if line not in self._unframed:
+                try:
+                    self._unframed[line] = unframe(line)
+                except ValueError:
+                    self._unframed[line] = None
+            entry = self._unframed[line]
+            if entry is not None:
+                entries.append(entry)
+        return entries
 
     def stream_age(self) -> float | None:
         """Seconds since the stream last spoke to the engine; None if it never did."""
@@ -577,10 +614,15 @@ class World:
         data = self.disk.durable_bytes(SNAPSHOT_PATH)
         if data is None:
             return True
-        try:
-            return isinstance(json.loads(data)["snapshots"], list)
-        except (ValueError, KeyError, TypeError):
-            return False
+        # Parsed once per content: SNAPSHOT_BOUNDED asks after every step, the file changes
+        # on few of them.
+        if data != self._snapshot_file[0]:
+            try:
+                ok = isinstance(json.loads(data)["snapshots"], list)
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            self._snapshot_file = (data, ok)
+        return self._snapshot_file[1]
 
 
 def _ig_app(sim: SimBroker) -> Any:
