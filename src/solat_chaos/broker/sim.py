@@ -859,7 +859,7 @@ class SimBroker:
     def pending(self) -> tuple[PendingRequest, ...]:
         """Held requests not yet answered, in arrival order; `release(i)` indexes this."""
         with self._lock:
-            return tuple(h.pending for h in self._held)
+            return tuple([h.pending for h in self._held])
 
     def release(self, i: int = 0) -> None:
         """Execute the i-th pending request now and deliver its answer (or its injected

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import json
 from collections.abc import Coroutine
 from typing import Any
@@ -112,6 +113,8 @@ class ProcessFileSystem:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
             return operation(path, *args)
 
+        # Made once per operation: it reads the process's and the disk's state when called.
+        setattr(self, name, guarded)
         return guarded
 
 
@@ -268,7 +271,6 @@ class World:
         self.unmounted = False
         self.quarantine_path = QUARANTINE_PATH
         self._durable_cache: tuple[bytes, list[Entry]] = (b"", [])
-        self._unframed: dict[bytes, Entry | None] = {}  # ledger line -> what it verifies as
         # The durable bytes last indexed, their index, and the entries it was built from.
         self._index: tuple[bytes | None, DurableIndex, list[Entry]] = (
             None,
@@ -566,14 +568,7 @@ class World:
         """The ledger records of the lines of `data` that verify."""
         entries = []
         for line in data.split(b"\n"):
-            # Each line is verified once per world: a line seen again (after a rot or a crash
-            # the whole ledger is read again) is the same record.
-            if line not in self._unframed:
-                try:
-                    self._unframed[line] = unframe(line)
-                except ValueError:
-                    self._unframed[line] = None
-            entry = self._unframed[line]
+            entry = _verified(line)
             if entry is not None:
                 entries.append(entry)
         return entries
@@ -630,6 +625,18 @@ def _ig_app(sim: SimBroker) -> Any:
     from solat_chaos.broker.ig_http import create_app
 
     return create_app(sim)
+
+
+# Each line is verified once per process: a line is the same record in every world (after a
+# rot or a crash a world reads its whole ledger again, and examples write the same lines), and
+# verifying lines again was most of the cost of reading the durable ledger.
+@functools.lru_cache(maxsize=4096)
+def _verified(line: bytes) -> Entry | None:
+    """The record a ledger line verifies as, as recovery reads it; None if it does not."""
+    try:
+        return unframe(line)
+    except ValueError:
+        return None
 
 
 def _lines_with_offsets(data: bytes) -> list[tuple[int, bytes]]:
