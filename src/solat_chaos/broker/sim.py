@@ -389,6 +389,12 @@ class SimBroker:
         with self._lock:
             return [p.frozen() for p in self._positions.values()]
 
+    def position_sizes(self) -> dict[str, float]:
+        """The open positions' sizes by deal id, in the order they were opened (what
+        `snapshot_positions` says of them, without making a BrokerPosition of each)."""
+        with self._lock:
+            return {deal_id: p.size for deal_id, p in self._positions.items()}
+
     def snapshot_account(self) -> Account:
         with self._lock:
             pnl = sum(self._pnl_of(p, p.size) for p in self._positions.values())

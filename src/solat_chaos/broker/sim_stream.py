@@ -137,12 +137,13 @@ class SimTradeStream:
 
     def advance(self, seconds: float) -> None:
         """Let `seconds` pass on the clock, pumping every `keepalive` seconds."""
-        remaining = seconds
+        remaining, keepalive = seconds, self.keepalive
+        advance, pump = self.clock.advance, self.pump  # an hour is 720 keepalives
         while remaining > 0:
-            step = min(self.keepalive, remaining)
-            self.clock.advance(step)
+            step = min(keepalive, remaining)
+            advance(step)
             remaining -= step
-            self.pump()
+            pump()
 
     # -- faults ------------------------------------------------------------------------------
 
