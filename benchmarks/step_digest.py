@@ -3,7 +3,7 @@ across two versions of the code, and its CPU seconds: a change meant only to mak
 or the checks cheaper must leave every digest alone.
 
     .venv/bin/python benchmarks/step_digest.py [--examples N] [--steps N] [--machine NAME]...
-        [--bug BUG]... [--cpu-only [--rounds N]]
+        [--bug BUG]... [--view sim|rest] [--cpu-only [--rounds N]]
     PYTHONPATH=/tmp/old/src .venv/bin/python benchmarks/step_digest.py ...   # the other side
 
 Per machine, one line: the examples and steps run, the invariant checks, then digests of the
@@ -13,8 +13,9 @@ clock, the disk's every file current and durable, the broker's positions, events
 and held requests, the engine's state, book, pending outcomes and health, the reference
 model's verdicts and flags, the trade stream, the tasks), and the verdict (the invariant a
 failure named, or "pass"). `--bug BUG` runs BUG's machine with the bug planted (the same
-budget, shrinking included) and digests it alike, verdict and shrunk steps included. Diff
-the output of the two sides, but for `cpu=`.
+budget, shrinking included) and digests it alike, verdict and shrunk steps included.
+`--view rest`: every machine over the IG REST adapter (`model.views`). Diff the output of the
+two sides, but for `cpu=`.
 
 `--cpu-only`: no digests (they cost more than the run), only each machine's least CPU seconds
 over `--rounds` runs of the same examples; run both sides alternately, e.g. `git archive main
@@ -42,6 +43,7 @@ from solat_chaos.model import world as world_module  # noqa: E402
 from solat_chaos.model.invariants import invariant_of  # noqa: E402
 from solat_chaos.model.machines import MACHINES  # noqa: E402
 from solat_chaos.model.stats import STATS, RunStats  # noqa: E402
+from solat_chaos.model.views import BROKER_VIEWS, SIM, in_broker_view  # noqa: E402
 
 
 def world_state(world) -> str:
@@ -174,20 +176,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--machine", action="append", choices=sorted(MACHINES))
     parser.add_argument("--bug", action="append", choices=sorted(BUGS), default=[])
+    parser.add_argument("--view", choices=BROKER_VIEWS, default=SIM)
     parser.add_argument("--cpu-only", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     budget = settings(BUDGET, max_examples=args.examples, stateful_step_count=args.steps)
     machines = args.machine or ([] if args.bug else list(MACHINES))
-    if args.cpu_only:
-        for name in machines:
-            seconds = least_cpu(MACHINES[name], budget, args.rounds)
-            print(f"{name}: steps={STATS.steps} cpu={seconds:.3f}s", flush=True)
-        return
     for name in machines:
-        run(name, MACHINES[name], budget)
-    for bug in args.bug:
-        run(f"{bug} ({BUGS[bug].machine})", MACHINES[BUGS[bug].machine], budget, bug)
+        with in_broker_view(MACHINES[name], args.view):
+            if args.cpu_only:
+                seconds = least_cpu(MACHINES[name], budget, args.rounds)
+                print(f"{name}: steps={STATS.steps} cpu={seconds:.3f}s", flush=True)
+            else:
+                run(name, MACHINES[name], budget)
+    for bug in [] if args.cpu_only else args.bug:
+        machine = MACHINES[BUGS[bug].machine]
+        with in_broker_view(machine, args.view):
+            run(f"{bug} ({BUGS[bug].machine})", machine, budget, bug)
 
 
 if __name__ == "__main__":
