@@ -636,8 +636,10 @@ def _ig_app(sim: SimBroker) -> Any:
 
 # Each line is verified once per process: a line is the same record in every world (after a
 # rot or a crash a world reads its whole ledger again, and examples write the same lines), and
-# verifying lines again was most of the cost of reading the durable ledger.
-@functools.lru_cache(maxsize=4096)
+# verifying lines again was most of the cost of reading the durable ledger. (The bound is one
+# the loaded source has already: Hypothesis draws constants of the local source, and a new one
+# would change every derandomized example.)
+@functools.lru_cache(maxsize=1024)
 def _verified(line: bytes) -> Entry | None:
     """The record a ledger line verifies as, as recovery reads it; None if it does not."""
     try:
