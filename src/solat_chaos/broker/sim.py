@@ -348,7 +348,15 @@ class SimBroker:
     def events_since(self, seq: int) -> tuple[BrokerEvent, ...]:
         """Events with a sequence number greater than `seq` (`events_since(0)` is all)."""
         with self._lock:
-            return tuple(e for e in self._events if e.seq > seq)
+            # Sequence numbers count the events from 1: those after `seq` are a tail (a trade
+            # stream asks at every pump, and scanning the whole history each time was most
+            # of a pump's cost).
+            return tuple(self._events[max(seq, 0) :])
+
+    @property
+    def last_event_seq(self) -> int:
+        """The sequence number of the latest event (0 before the first)."""
+        return len(self._events)
 
     @property
     def confirms(self) -> dict[str, DealConfirm]:
@@ -380,6 +388,12 @@ class SimBroker:
         """The open positions now, in the order they were opened."""
         with self._lock:
             return [p.frozen() for p in self._positions.values()]
+
+    def position_sizes(self) -> dict[str, float]:
+        """The open positions' sizes by deal id, in the order they were opened (what
+        `snapshot_positions` says of them, without making a BrokerPosition of each)."""
+        with self._lock:
+            return {deal_id: p.size for deal_id, p in self._positions.items()}
 
     def snapshot_account(self) -> Account:
         with self._lock:
@@ -851,7 +865,7 @@ class SimBroker:
     def pending(self) -> tuple[PendingRequest, ...]:
         """Held requests not yet answered, in arrival order; `release(i)` indexes this."""
         with self._lock:
-            return tuple(h.pending for h in self._held)
+            return tuple([h.pending for h in self._held])
 
     def release(self, i: int = 0) -> None:
         """Execute the i-th pending request now and deliver its answer (or its injected
@@ -916,16 +930,25 @@ class SimBroker:
     def armed_faults(self) -> set[str]:
         """The seams armed now (names from FAULT_KINDS): each would change the next answer of
         its method. A held request still pending counts as its method's hold."""
+        # Plain loops, no generators: the model asks before every step, mostly of a broker
+        # with nothing armed.
         with self._lock:
-            armed = {f"broker:hold:{m}" for m in self._holds}
-            armed.update(f"broker:hold:{h.pending.kind}" for h in self._held)
+            armed = set()
+            for method in self._holds:
+                armed.add(f"broker:hold:{method}")
+            for held in self._held:
+                armed.add(f"broker:hold:{held.pending.kind}")
             for method, faults in self._faults.items():
                 for fault in faults:
                     # A read has nothing to execute: its lost answer is a plain failure.
                     lost = fault.after_execute and method in ORDER_METHODS
                     armed.add(f"broker:{'answer_lost' if lost else 'fail_next'}:{method}")
-            armed.update(f"broker:partial_fill:{m}" for m, q in self._fractions.items() if q)
-            armed.update(f"broker:duplicate_deal_id:{m}" for m, q in self._duplicates.items() if q)
+            for method, fractions in self._fractions.items():
+                if fractions:
+                    armed.add(f"broker:partial_fill:{method}")
+            for method, duplicates in self._duplicates.items():
+                if duplicates:
+                    armed.add(f"broker:duplicate_deal_id:{method}")
             if self._stale:
                 armed.add("broker:stale_positions")
             if self._confirm_poll_faults:

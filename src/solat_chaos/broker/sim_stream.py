@@ -137,26 +137,32 @@ class SimTradeStream:
 
     def advance(self, seconds: float) -> None:
         """Let `seconds` pass on the clock, pumping every `keepalive` seconds."""
-        remaining = seconds
+        remaining, keepalive = seconds, self.keepalive
+        advance, pump = self.clock.advance, self.pump  # an hour is 720 keepalives
         while remaining > 0:
-            step = min(self.keepalive, remaining)
-            self.clock.advance(step)
+            step = min(keepalive, remaining)
+            advance(step)
             remaining -= step
-            self.pump()
+            pump()
 
     # -- faults ------------------------------------------------------------------------------
 
     def armed_faults(self) -> set[str]:
         """The faults armed now (names from FAULT_KINDS)."""
-        armed = {
-            "stream:silent": self.silent,
-            "stream:stalled": self.state is StreamState.STALLED,
-            "stream:drop": self._drop > 0,
-            "stream:duplicate": self._duplicate > 0,
-            "stream:delayed": self.delayed,
-            "stream:reorder": self._reorder > 0,
-        }
-        return {name for name, on in armed.items() if on}
+        armed = set()
+        if self.silent:
+            armed.add("stream:silent")
+        if self.state is StreamState.STALLED:
+            armed.add("stream:stalled")
+        if self._drop > 0:
+            armed.add("stream:drop")
+        if self._duplicate > 0:
+            armed.add("stream:duplicate")
+        if self.delayed:
+            armed.add("stream:delayed")
+        if self._reorder > 0:
+            armed.add("stream:reorder")
+        return armed
 
     def silent_disconnect(self) -> None:
         self.pump()
@@ -231,6 +237,8 @@ class SimTradeStream:
 
     def _collect(self) -> None:
         """The broker's new changes reach the server's queue; nothing is delivered."""
+        if self.sim.last_event_seq == self._cursor:
+            return  # no change since the last pump: most pumps, keepalives while time passes
         for event in self.sim.events_since(self._cursor):
             self._cursor = event.seq
             confirm, position = updates_of(event)

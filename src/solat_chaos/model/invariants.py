@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import traceback
 
+from solat_chaos.engine.broker import ACCEPTED
+from solat_chaos.engine.records import OPEN, Adopted, Confirmed, Rejected, Resized
+
 AUDIT_BEFORE_BROKER = "AUDIT_BEFORE_BROKER"
 NO_SILENT_LOSS = "NO_SILENT_LOSS"
 CONVERGENCE = "CONVERGENCE"
@@ -116,11 +119,14 @@ def check_no_silent_loss(world) -> None:
     durable = world.durable_index()
     confirmed, intents = durable.confirmed, durable.intents
     engine = world.engine
-    pending = {getattr(r, "deal_reference", None) for r in engine.journal.pending}
-    unresolved = {i.deal_reference for i in engine.journal.audit.unresolved()}
+    rotted = world.reference.rotted
+    pending = unresolved = None  # read once, and only for an order not durably confirmed
     for reference, result in world.reference.acknowledged.items():
-        if reference in confirmed or reference in world.reference.rotted:
+        if reference in confirmed or reference in rotted:
             continue
+        if pending is None or unresolved is None:
+            pending = {getattr(r, "deal_reference", None) for r in engine.journal.pending}
+            unresolved = {i.deal_reference for i in engine.journal.audit.unresolved()}
         if reference in pending:
             health = engine.health()
             if engine.state == "HALTED" and health.outcomes_pending:
@@ -175,18 +181,10 @@ def check_exactly_once_fills(world) -> None:
     """Each piece of evidence affects the book once: no position is larger than the largest
     fill, adoption or resize recorded for its deal id. (Positions only shrink after they
     open, so a larger one has had a fill applied twice — whatever the broker answered.)"""
-    from solat_chaos.engine.records import OPEN, Adopted, Confirmed, Resized
-
     journal = world.engine.journal
-    largest: dict[str, float] = {}
-    for record in [*journal.ledger.records(), *journal.pending]:
-        if isinstance(record, Confirmed) and record.action == OPEN:
-            size = record.filled_size
-        elif isinstance(record, Adopted | Resized):
-            size = record.size
-        else:
-            continue
-        largest[record.deal_id] = max(largest.get(record.deal_id, 0.0), size)
+    # The ledger's part folded as it grows (it only appends), then the outcomes pending.
+    largest = dict(world.ledger_fills(journal.ledger))
+    fold_fills(largest, journal.pending)
     for deal_id, size in world.local_positions().items():
         if size > largest.get(deal_id, 0.0) + 1e-9:
             _violated(
@@ -195,6 +193,19 @@ def check_exactly_once_fills(world) -> None:
                 f"recorded for it was larger than {largest.get(deal_id, 0.0)}: "
                 "a fill was applied more than once",
             )
+
+
+def fold_fills(largest: dict[str, float], records) -> None:
+    """Fold into `largest` the size of every fill, adoption or resize among `records`, the
+    largest by deal id."""
+    for record in records:
+        if isinstance(record, Confirmed) and record.action == OPEN:
+            size = record.filled_size
+        elif isinstance(record, Adopted | Resized):
+            size = record.size
+        else:
+            continue
+        largest[record.deal_id] = max(largest.get(record.deal_id, 0.0), size)
 
 
 def check_kill_switch_durable(world) -> None:
@@ -225,14 +236,12 @@ def check_outcome_truthful(world) -> None:
     the broker never executed (no confirm, or a rejected one) is recorded CONFIRMED. A
     reference whose confirm the broker misattributed to another deal is exempt (the engine
     could not know), and so is one whose ledger line rotted."""
-    from solat_chaos.engine.broker import ACCEPTED
-    from solat_chaos.engine.records import Confirmed, Rejected
-
     journal, reference = world.engine.journal, world.reference
+    exempt = reference.rotted | reference.misattributed
     for record in [*journal.ledger.records(), *journal.pending]:
         if not isinstance(record, Rejected | Confirmed):
             continue
-        if record.deal_reference in reference.rotted | reference.misattributed:
+        if record.deal_reference in exempt:
             continue
         truth = world.sim.lookup_confirm(record.deal_reference)
         executed = truth is not None and truth.status == ACCEPTED
@@ -327,8 +336,6 @@ def check_stream_gapless(world) -> None:
 def check_audit_complete(world, *, final: bool = False) -> None:
     """No deal reference has two different terminal outcomes; every rejection made while
     the disk was sound left a decision record; finally, every INTENT has its outcome."""
-    from solat_chaos.engine.records import Rejected
-
     durable = world.durable_index()
     outcomes, intents = durable.outcomes, durable.intents
     rotted = world.reference.rotted

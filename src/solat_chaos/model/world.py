@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import json
 from collections.abc import Coroutine
 from typing import Any
@@ -33,12 +34,13 @@ from solat_chaos.engine.clock import SimClock
 from solat_chaos.engine.engine import Engine, EngineConfig
 from solat_chaos.engine.health import HealthThresholds
 from solat_chaos.engine.kill_switch import KILL_SWITCH_FILE
-from solat_chaos.engine.ledger import LEDGER_FILE, QUARANTINE_FILE, Entry, unframe
+from solat_chaos.engine.ledger import LEDGER_FILE, QUARANTINE_FILE, Entry, Ledger, unframe
 from solat_chaos.engine.positions import normal_size
 from solat_chaos.engine.records import TERMINAL, Confirmed, Intent
 from solat_chaos.engine.risk import RiskLimits
 from solat_chaos.engine.snapshots import SNAPSHOT_FILE
 from solat_chaos.engine.stream import StreamState
+from solat_chaos.model.invariants import fold_fills
 from solat_chaos.model.reference import Reference
 from solat_chaos.model.views import REST, SIM, check_view
 
@@ -111,6 +113,8 @@ class ProcessFileSystem:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
             return operation(path, *args)
 
+        # Made once per operation: it reads the process's and the disk's state when called.
+        setattr(self, name, guarded)
         return guarded
 
 
@@ -156,7 +160,7 @@ class ProcessBroker:
     async def positions(self) -> list[BrokerPosition]:
         self._check_alive()
         answer = await self._port.positions()
-        if _sizes(answer) != _sizes(self._sim.snapshot_positions()):
+        if _sizes(answer) != self._world.broker_positions():
             self._world.reference.stale_positions_served += 1
             self._world.reference.book_may_lag_because("the broker served a stale positions list")
         return self._answered(answer)
@@ -222,6 +226,20 @@ class DurableIndex:
             outcomes=outcomes,
         )
 
+    def extended(self, entries: list[Entry]) -> DurableIndex:
+        """The index of this one's records followed by `entries` (this one is unchanged)."""
+        if not entries:
+            return self
+        more = DurableIndex.of(entries)
+        outcomes = dict(self.outcomes)
+        for reference, records in more.outcomes.items():
+            outcomes[reference] = outcomes.get(reference, set()) | records
+        return DurableIndex(
+            confirmed=self.confirmed | more.confirmed,
+            intents=self.intents | more.intents,
+            outcomes=outcomes,
+        )
+
 
 class World:
     """`with_stream`: the engine consumes the SimBroker's trade stream (`stream`), which the
@@ -253,8 +271,15 @@ class World:
         self.unmounted = False
         self.quarantine_path = QUARANTINE_PATH
         self._durable_cache: tuple[bytes, list[Entry]] = (b"", [])
-        self._unframed: dict[bytes, Entry | None] = {}  # ledger line -> what it verifies as
-        self._index: tuple[bytes | None, DurableIndex] = (None, DurableIndex.of([]))
+        # The durable bytes last indexed, their index, and the entries it was built from.
+        self._index: tuple[bytes | None, DurableIndex, list[Entry]] = (
+            None,
+            DurableIndex.of([]),
+            [],
+        )
+        # The engine's ledger, how many of its entries `ledger_fills` has folded, and the fold.
+        self._fills: tuple[Ledger | None, int, dict[str, float]] = (None, 0, {})
+        self._snapshot_file: tuple[bytes | None, bool] = (None, True)  # its bytes, their verdict
         self._sources: list[Any] | None = None  # the parts that arm faults (_fault_sources)
         self.fs: ProcessFileSystem
         self.port: ProcessBroker
@@ -319,18 +344,25 @@ class World:
     def settle(self) -> None:
         """Run the loop until every task is done or waits on a held broker request."""
         loop = self.loop
+        yields, seen = SETTLE_YIELDS, None
 
-        async def yields() -> None:
-            # Stops as soon as further yields could change nothing (the loop is idle): most
-            # settles with a held request would otherwise spin all SETTLE_YIELDS.
-            seen = None
-            for _ in range(SETTLE_YIELDS):
-                if all(t.task.done() for t in self.tasks) or loop.scheduled == seen:
-                    return
-                seen = loop.scheduled + 1  # this yield's own wake-up
-                await asyncio.sleep(0)
+        def yielded() -> None:
+            # One yield to the loop: a callback that schedules itself again, where a task
+            # awaiting `asyncio.sleep(0)` would (the same place in the loop's queue, at a
+            # fraction of a task's cost), and stops the loop as that task's end would have
+            # stopped `run_until_complete`. Stops as soon as further yields could change
+            # nothing (the loop is idle): most settles with a held request would otherwise
+            # spin all SETTLE_YIELDS.
+            nonlocal yields, seen
+            if not yields or all(t.task.done() for t in self.tasks) or loop.scheduled == seen:
+                loop.call_soon(loop.stop)
+                return
+            yields -= 1
+            seen = loop.scheduled + 1  # this yield's own wake-up
+            loop.call_soon(yielded)
 
-        self.loop.run_until_complete(yields())
+        loop.call_soon(yielded)
+        loop.run_forever()
         if self.stream is not None:
             self.stream.pump()
 
@@ -504,27 +536,49 @@ class World:
         """What those records say, by deal reference (the same for the same records: the
         invariants read it after every step, and the ledger changes on few of them)."""
         data, entries = self._durable()
-        if self._index[0] is not data:
-            self._index = (data, DurableIndex.of(entries))
-        return self._index[1]
+        indexed, index, folded = self._index
+        if indexed is not data:
+            # Extended when the records grew by appends, as they mostly do.
+            if entries[: len(folded)] == folded:
+                index = index.extended(entries[len(folded) :])
+            else:
+                index = DurableIndex.of(entries)
+            self._index = (data, index, entries)
+        return index
+
+    def ledger_fills(self, ledger: Ledger) -> dict[str, float]:
+        """The largest fill, adoption or resize `ledger` records for each deal id (not to be
+        changed: a copy is the caller's). Folded as the ledger grows: a ledger only appends
+        to its entries, and EXACTLY_ONCE_FILLS reads it after every step."""
+        cached, folded, largest = self._fills
+        if cached is not ledger:
+            folded, largest = 0, {}
+        if folded != len(ledger.entries):
+            fold_fills(largest, [entry.record for entry in ledger.entries[folded:]])
+            self._fills = (ledger, len(ledger.entries), largest)
+        return largest
 
     def _durable(self) -> tuple[bytes, list[Entry]]:
         data = self.disk.durable_bytes(LEDGER_PATH) or b""
-        if data != self._durable_cache[0]:
-            entries = []
-            for line in data.split(b"\n"):
-                # Each line is verified once per world: the ledger grows by appends, and
-                # re-verifying every older line after each one was most of this check's cost.
-                if line not in self._unframed:
-                    try:
-                        self._unframed[line] = unframe(line)
-                    except ValueError:
-                        self._unframed[line] = None
-                entry = self._unframed[line]
-                if entry is not None:
-                    entries.append(entry)
+        known, entries = self._durable_cache
+        if data != known:
+            # The ledger mostly grows by appends of whole lines: then only the new lines are
+            # read (the lines of `known`, its last one empty, are those of `data` before them).
+            if known.endswith(b"\n") and data.startswith(known):
+                entries = entries + self._entries_in(data[len(known) :])
+            else:
+                entries = self._entries_in(data)
             self._durable_cache = (data, entries)
         return self._durable_cache
+
+    def _entries_in(self, data: bytes) -> list[Entry]:
+        """The ledger records of the lines of `data` that verify."""
+        entries = []
+        for line in data.split(b"\n"):
+            entry = _verified(line)
+            if entry is not None:
+                entries.append(entry)
+        return entries
 
     def stream_age(self) -> float | None:
         """Seconds since the stream last spoke to the engine; None if it never did."""
@@ -553,7 +607,7 @@ class World:
         )
 
     def broker_positions(self) -> dict[str, float]:
-        return _sizes(self.sim.snapshot_positions())
+        return {deal_id: normal_size(size) for deal_id, size in self.sim.position_sizes().items()}
 
     def local_positions(self) -> dict[str, float]:
         return {deal_id: p.size for deal_id, p in self.engine.positions().items()}
@@ -562,10 +616,15 @@ class World:
         data = self.disk.durable_bytes(SNAPSHOT_PATH)
         if data is None:
             return True
-        try:
-            return isinstance(json.loads(data)["snapshots"], list)
-        except (ValueError, KeyError, TypeError):
-            return False
+        # Parsed once per content: SNAPSHOT_BOUNDED asks after every step, the file changes
+        # on few of them.
+        if data != self._snapshot_file[0]:
+            try:
+                ok = isinstance(json.loads(data)["snapshots"], list)
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            self._snapshot_file = (data, ok)
+        return self._snapshot_file[1]
 
 
 def _ig_app(sim: SimBroker) -> Any:
@@ -573,6 +632,20 @@ def _ig_app(sim: SimBroker) -> Any:
     from solat_chaos.broker.ig_http import create_app
 
     return create_app(sim)
+
+
+# Each line is verified once per process: a line is the same record in every world (after a
+# rot or a crash a world reads its whole ledger again, and examples write the same lines), and
+# verifying lines again was most of the cost of reading the durable ledger. (The bound is one
+# the loaded source has already: Hypothesis draws constants of the local source, and a new one
+# would change every derandomized example.)
+@functools.lru_cache(maxsize=1024)
+def _verified(line: bytes) -> Entry | None:
+    """The record a ledger line verifies as, as recovery reads it; None if it does not."""
+    try:
+        return unframe(line)
+    except ValueError:
+        return None
 
 
 def _lines_with_offsets(data: bytes) -> list[tuple[int, bytes]]:
