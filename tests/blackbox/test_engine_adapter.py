@@ -12,7 +12,12 @@ from solat_chaos.model.engine_adapter import (
     SolatEngineAdapter,
     load_adapter,
 )
-from solat_chaos.model.invariants import AUDIT_BEFORE_BROKER, FAIL_CLOSED, RISK_LIMITS
+from solat_chaos.model.invariants import (
+    AUDIT_BEFORE_BROKER,
+    FAIL_CLOSED,
+    REJECTED_JUSTIFIED,
+    RISK_LIMITS,
+)
 from solat_chaos.model.process_checks import not_checked
 from solat_chaos.model.process_machine import process_machines
 
@@ -24,7 +29,12 @@ class ApiOnlyEngine(EngineAdapter):
 
 
 def test_what_an_adapter_cannot_read_is_not_checked() -> None:
-    assert set(not_checked(ApiOnlyEngine())) == {AUDIT_BEFORE_BROKER, FAIL_CLOSED, RISK_LIMITS}
+    assert set(not_checked(ApiOnlyEngine())) == {
+        AUDIT_BEFORE_BROKER,
+        FAIL_CLOSED,
+        RISK_LIMITS,
+        REJECTED_JUSTIFIED,
+    }
     assert not_checked(SolatEngineAdapter()) == {}
     machine = process_machines(ApiOnlyEngine)["process"]
     assert AUDIT_BEFORE_BROKER in machine.not_checked()

@@ -9,13 +9,13 @@ import os
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from solat_chaos.chaos.profiles import PROFILE_ENV
 from solat_chaos.cli import main
 from solat_chaos.model import artifacts
-from solat_chaos.model.invariants import invariant_of
+from solat_chaos.model.invariants import REJECTED_JUSTIFIED, invariant_of
 from solat_chaos.model.process_machine import PROCESS_MACHINES, ProcessMachine, process_machines
 from solat_chaos.model.runner import run_machine
 from solat_chaos.model.stats import STATS
@@ -57,6 +57,8 @@ def test_the_unmodified_engine_holds_every_invariant() -> None:
     # Hypothesis also starts examples it gives up on (no rule enabled in one): not counted.
     assert STATS.examples >= SMOKE.max_examples
     assert STATS.rules["kill_and_restart"] + STATS.rules["process_pauses"] > 0
+    # The healed engine was asked for an order, and filled it, in most examples.
+    assert STATS.checks["check_a_healed_engine_trades"] >= 2
 
 
 @pytest.mark.parametrize("machine", list(PROCESS_MACHINES.values()), ids=list(PROCESS_MACHINES))
@@ -102,6 +104,18 @@ def test_the_same_examples_see_the_same_answers_when_run_again() -> None:
     first = _answers_of_a_run()
     assert sum(len(example) for example in first) > 12 * 3
     assert _answers_of_a_run() == first
+
+
+def test_an_engine_refusing_every_order_is_caught_once_healed(monkeypatch) -> None:
+    """Safety alone passes an engine that refuses every order: nothing bad reaches the
+    broker. The order asked of it once healed, with nothing in its way, does not."""
+    monkeypatch.setenv(PLANTED_BUG_ENV, "rejects_everything")
+    machine = process_machines(PlantedSolatEngine)["process-broker"]
+    one_example = settings(SMOKE, max_examples=1, phases=[Phase.generate])
+    with pytest.raises(AssertionError) as caught:
+        run_state_machine_as_test(machine, settings=one_example)
+    assert invariant_of(caught.value) == REJECTED_JUSTIFIED, str(caught.value)
+    assert "open positions limit reached" in str(caught.value)
 
 
 def test_every_invariant_is_checked_for_the_default_engine() -> None:

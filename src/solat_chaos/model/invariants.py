@@ -483,4 +483,6 @@ INVARIANTS_CHECKED_BY = {
     check_fail_closed.__name__: (FAIL_CLOSED,),
     check_ledger_readable.__name__: (LEDGER_READABLE,),
     check_liveness.__name__: (LIVENESS, AUDIT_COMPLETE),
+    # The process machine's order after the heal (model.process_checks).
+    "check_a_healed_engine_trades": (REJECTED_JUSTIFIED, LIVENESS),
 }

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 
-from solat_chaos.broker.sim import OPENED
+from solat_chaos.broker.sim import OPENED, ORDER_METHODS
 from solat_chaos.engine.broker import ACCEPTED, CloseOrder, OpenOrder
 from solat_chaos.engine.records import TERMINAL, Confirmed, Intent, Rejected
 from solat_chaos.model.engine_adapter import FILLED, REJECTED, EngineAdapter, OrderAnswer
@@ -28,6 +28,7 @@ from solat_chaos.model.invariants import (
     KILL_SWITCH_DURABLE,
     LIVENESS,
     NO_SILENT_LOSS,
+    REJECTED_JUSTIFIED,
     RISK_LIMITS,
     InvariantViolation,
 )
@@ -43,6 +44,7 @@ PROCESS_INVARIANTS = (
     RISK_LIMITS,
     CONVERGENCE,
     LIVENESS,
+    REJECTED_JUSTIFIED,
 )
 SIZE_EPSILON = 1e-9
 
@@ -61,6 +63,9 @@ def not_checked(adapter: EngineAdapter) -> dict[str, str]:
         missing[FAIL_CLOSED] = "the adapter names no kill switch state file to corrupt"
     if lacks("risk_limits") or adapter.risk_limits() is None:
         missing[RISK_LIMITS] = "the adapter states no risk limits"
+        missing[REJECTED_JUSTIFIED] = (
+            "the adapter states no risk limits, so no refusal can be known to be unjustified"
+        )
     return missing
 
 
@@ -316,6 +321,51 @@ def check_liveness(local: dict[str, float], world: ProcessWorld, health, kill_sw
         _violated(
             LIVENESS,
             f"after healing the engine is {health.trading_state}, expected {expected}{because}",
+        )
+
+
+# The opening order a healed engine is asked to fill: the smallest size the machines trade.
+PROBE_SIZE = 0.5
+
+
+def room_for_a_probe(world: ProcessWorld, kill_switch: bool) -> str | None:
+    """Why a healed engine may rightly refuse an opening order of PROBE_SIZE, or None when
+    nothing does: its kill switch off, its limits known and clear of the broker's truth plus
+    the probe, the broker's account able to carry it."""
+    if kill_switch:
+        return "the kill switch is on"
+    limits = world.adapter.risk_limits()
+    if limits is None:
+        return "the adapter states no risk limits"
+    ours = [p for p in world.sim.snapshot_positions() if world.adapter.owns(p.deal_reference)]
+    orders = sum(1 for r in world.sim.requests if r.kind in ORDER_METHODS)
+    if len(ours) + 1 > limits.max_open_positions:
+        return f"{len(ours)} positions open, limit {limits.max_open_positions}"
+    if sum(p.size for p in ours) + PROBE_SIZE > limits.max_exposure + SIZE_EPSILON:
+        return f"exposure {sum(p.size for p in ours)}, limit {limits.max_exposure}"
+    if orders + 1 > limits.max_orders_per_hour:
+        return f"{orders} orders sent, limit {limits.max_orders_per_hour} an hour"
+    if world.sim.snapshot_account().available < PROBE_SIZE * limits.margin_per_unit:
+        return "the account cannot carry it"
+    return None
+
+
+def check_a_healed_engine_trades(answer: OrderAnswer | None) -> None:
+    """After the heal, with nothing in the way (`room_for_a_probe`), an opening order fills:
+    an engine that refuses it refuses for no reason the world gave it."""
+    if answer is None:
+        _violated(LIVENESS, "after healing, the engine did not answer an opening order")
+    if answer.status == REJECTED:
+        _violated(
+            REJECTED_JUSTIFIED,
+            f"after healing, with its kill switch off and room under every limit, the engine "
+            f"refused an opening order of {PROBE_SIZE}: {answer.reason}",
+        )
+    if answer.status not in FILLED:
+        _violated(
+            LIVENESS,
+            f"after healing, an opening order of {PROBE_SIZE} was answered {answer.status}: "
+            f"{answer.reason}",
         )
 
 

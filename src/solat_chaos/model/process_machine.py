@@ -247,8 +247,24 @@ class ProcessChaosMachine(RuleBasedStateMachine):
                 except (EngineUnreachable, EngineDidNotStart) as exc:
                     raise InvariantViolation(LIVENESS, f"after healing: {exc}") from exc
                 checks.check_liveness(local, world, health, kill_switch)
+                self._ask_for_an_order_as_healed(kill_switch)
         finally:
             world.close()
+
+    def _ask_for_an_order_as_healed(self, kill_switch: bool) -> None:
+        """A healed engine trades: unless something the world did stands in the way, it
+        fills an opening order (an engine refusing every order is safe and useless)."""
+        in_the_way = checks.room_for_a_probe(self.world, kill_switch)
+        if in_the_way is not None:
+            note(f"no order asked of the healed engine: {in_the_way}")
+            return
+        STATS.checked(checks.check_a_healed_engine_trades)
+        try:
+            answer = self.adapter.submit(EPICS[0], BUY, checks.PROBE_SIZE)
+        except EngineUnreachable:
+            answer = None
+        self.outside.raise_first()
+        checks.check_a_healed_engine_trades(answer)
 
     def _heal_reconcile(self) -> None:
         """Reconcile until one succeeds and the engine trades again, letting in-doubt graces
