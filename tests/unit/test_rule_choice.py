@@ -8,6 +8,7 @@ import hypothesis
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidDefinition
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -17,7 +18,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from solat_chaos.model.rule_choice import RuleChoice
+from solat_chaos.model.rule_choice import RuleChoice, _rules_in_order, rule_weights
 
 RULES = ("open", "close", "tick", "poll", "nudge", "reset")
 
@@ -168,3 +169,53 @@ def test_no_rule_can_run_is_an_error_that_says_so(data) -> None:
     machine = Stuck()
     with pytest.raises(Exception, match="no available rule had a True precondition"):
         data.draw(machine._rules_strategy)
+
+
+class Weighted(Recorder):
+    """Recorder with `tick` weighted 4: it runs about four times as often as a rule of weight 1
+    that can always run."""
+
+    rule_weights = {"tick": 4}
+
+
+def test_a_weighted_rule_runs_as_often_as_its_weight_says() -> None:
+    Recorder.examples = []
+    run_state_machine_as_test(
+        Weighted,
+        settings=budget(max_examples=100, stateful_step_count=20, derandomize=True),
+    )
+    counts = {name: 0 for name in RULES}
+    for steps in Recorder.examples:
+        for name in steps:
+            counts[name] += 1
+    # Against the other rules that can always run (weight 1), on average: about 4 times as
+    # often (each example's swarm makes single rules vary).
+    others = sum(counts[name] for name in ("open", "poll", "nudge", "reset")) / 4
+    assert 3 * others < counts["tick"] < 5 * others, counts
+    assert Recorder.ran_while_unable == []
+
+
+def test_the_weights_follow_the_rules_order() -> None:
+    rules = [rule.function.__name__ for rule in _rules_in_order(Weighted)]
+    weights = dict(zip(rules, rule_weights(Weighted), strict=True))
+    assert weights == {name: 4 if name == "tick" else 1 for name in rules}
+
+
+@pytest.mark.parametrize("weight", [0, -1, 1.5, True])
+def test_a_weight_must_be_a_whole_number_from_1(weight) -> None:
+    machine_type = type("BadWeight", (Recorder,), {"rule_weights": {"tick": weight}})
+    with pytest.raises(InvalidDefinition, match="tick"):
+        rule_weights(machine_type)
+
+
+class WeightedNeedsThreeCloses(NeedsThreeCloses):
+    rule_weights = {"tick": 5, "reset": 3}
+
+
+def test_a_weighted_failure_still_shrinks_to_its_few_steps() -> None:
+    Recorder.examples = []
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(
+            WeightedNeedsThreeCloses, settings=budget(max_examples=500, stateful_step_count=30)
+        )
+    assert sorted(Recorder.examples[-1]) == ["close"] * 3 + ["open"] * 3

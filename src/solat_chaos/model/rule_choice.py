@@ -11,6 +11,13 @@ Swarm testing is kept as Hypothesis does it (Groce et al., 2012): each example l
 random share of the rules, from none to nearly all, so some examples dwell on a few rules
 long enough to reach their deep states. The share shrinks towards none, so a shrunk example
 may use any rule. Should the swarm leave out every rule that can run, all of them may.
+
+Rule weights, which Hypothesis has none of: a machine class may name rules in `rule_weights`
+(rule name -> a whole number, 1 when unnamed), and a rule of weight w is as likely as w rules
+of weight 1 among those that can run and the swarm keeps. The index is drawn over a list in
+which each such rule appears w times, in the rules' order, so index 0 is still the first rule
+and the shrink moves towards the same simple rules as without weights. A weight shifts where
+the search spends its steps; it never makes a rule unreachable (0 is refused).
 """
 
 from __future__ import annotations
@@ -49,6 +56,23 @@ def _conditional(machine_type: type[RuleBasedStateMachine]) -> tuple[Any, ...]:
     )
 
 
+@cache
+def rule_weights(machine_type: type[RuleBasedStateMachine]) -> tuple[int, ...]:
+    """The weight of each of the machine's rules, in `_rules_in_order`'s order: its entry in
+    the class's `rule_weights`, else 1. Raises InvalidDefinition for a weight that is not a
+    positive whole number, or for weights adding up past 100. (A mapping may name rules the
+    machine lacks: machines built from the same groups of rules share one.)"""
+    rules = _rules_in_order(machine_type)
+    named: dict[str, int] = dict(getattr(machine_type, "rule_weights", {}))
+    for name, weight in named.items():
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
+            raise InvalidDefinition(f"rule weight {name}={weight!r}: a whole number >= 1")
+    weights = tuple(named.get(rule.function.__name__, 1) for rule in rules)
+    if sum(weights) > _PERCENT:  # the index draw, like every draw here, stays below 100
+        raise InvalidDefinition(f"rule weights of {machine_type.__name__} add up past 100")
+    return weights
+
+
 class RuleChoice(SearchStrategy):
     """The next rule of one example of `machine` and its arguments, as Hypothesis' stateful
     runner expects them: `(rule, {argument: value})`."""
@@ -58,6 +82,7 @@ class RuleChoice(SearchStrategy):
         self.machine = machine
         self.rules = _rules_in_order(type(machine))
         self._conditional = _conditional(type(machine))
+        self.weights = rule_weights(type(machine))
         self._left_out: frozenset[int] | None = None
 
     def do_draw(self, data) -> tuple[Any, dict[str, Any]]:
@@ -73,7 +98,8 @@ class RuleChoice(SearchStrategy):
         if self._left_out is None:
             self._left_out = self._swarm(data)
         chosen = [i for i in can_run if i not in self._left_out] or can_run
-        rule = self.rules[chosen[data.draw_integer(0, len(chosen) - 1)]]
+        weighted = [i for i in chosen for _ in range(self.weights[i])]
+        rule = self.rules[weighted[data.draw_integer(0, len(weighted) - 1)]]
         arguments = {name: data.draw(s) for name, s in rule.arguments_strategies.items()}
         return rule, arguments
 
