@@ -88,6 +88,15 @@ class ChaosMachine(RuleBasedStateMachine):
     with_stream = False
     # How the engine's broker port reaches the sim (model.views); set per run.
     broker_view = SIM
+    # How often a rule is chosen against the others that can run (model/rule_choice.py).
+    rule_weights: dict[str, int] = {
+        "submit_order": 2,
+        "close_position": 2,
+        "submit_order_the_broker_holds": 2,
+        "order_confirmed_with_a_duplicate_deal_id": 2,
+        "kill_switch": 2,
+        "halt": 2,
+    }
 
     def __init__(self) -> None:
         super().__init__()
@@ -612,10 +621,14 @@ BrokerMachine.tier = 2
 StreamMachine.tier = 3
 RecoveryMachine.tier = 4
 
+# In explore's order (model/explore.py runs them round-robin): fewest rules first, EngineMachine,
+# every tier's rules at once, last. A machine with fewer rules meets any given few of them more
+# often, so the tier machines find what is in their tier sooner per example, and the machine
+# that finds only what crosses tiers takes its turn after them.
 MACHINES: dict[str, type[ChaosMachine]] = {
-    "engine": EngineMachine,
     "disk": DiskMachine,
-    "broker": BrokerMachine,
-    "stream": StreamMachine,
     "recovery": RecoveryMachine,
+    "stream": StreamMachine,
+    "broker": BrokerMachine,
+    "engine": EngineMachine,
 }
