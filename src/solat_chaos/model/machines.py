@@ -92,10 +92,11 @@ class ChaosMachine(RuleBasedStateMachine):
     rule_weights: dict[str, int] = {
         "submit_order": 2,
         "close_position": 2,
-        "submit_order_the_broker_holds": 2,
+        "submit_order_the_broker_holds": 3,
         "order_confirmed_with_a_duplicate_deal_id": 2,
         "kill_switch": 2,
         "halt": 2,
+        "crash_and_restart": 2,
     }
 
     def __init__(self) -> None:
