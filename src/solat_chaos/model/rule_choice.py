@@ -7,10 +7,13 @@ and about a quarter of a machine's time. Here the rules that can run are listed 
 preconditions and bundles, checked once each), the example's swarm has already decided which
 rules it leaves out, and a single index picks among the rest: no filtered draw, no retry.
 
-Swarm testing is kept as Hypothesis does it (Groce et al., 2012): each example leaves out a
-random share of the rules, from none to nearly all, so some examples dwell on a few rules
-long enough to reach their deep states. The share shrinks towards none, so a shrunk example
-may use any rule. Should the swarm leave out every rule that can run, all of them may.
+Swarm testing is kept (Groce et al., 2012): each example leaves out a random share of the
+rules, from none to nearly all, so some examples dwell on a few rules long enough to reach
+their deep states. The share shrinks towards none, so a shrunk example may use any rule.
+Should the swarm leave out every rule that can run, all of them may. Hypothesis leaves out
+half the rules on average; here a third (each kept with chance sqrt(1 - s) for a uniform s):
+the planted bugs that need three or four particular rules in one example were found two to
+three times as often per example (docs/benchmarks.md, "Third round: rule weights").
 
 Rule weights, which Hypothesis has none of: a machine class may name rules in `rule_weights`
 (rule name -> a whole number, 1 when unnamed), and a rule of weight w is as likely as w rules
@@ -22,6 +25,7 @@ the search spends its steps; it never makes a rule unreachable (0 is refused).
 
 from __future__ import annotations
 
+import math
 import random
 from functools import cache
 from typing import Any
@@ -110,10 +114,12 @@ class RuleChoice(SearchStrategy):
         )
 
     def _swarm(self, data) -> frozenset[int]:
-        """The rules this example leaves out: each with the same drawn chance (0-99 %, never
-        all on purpose), decided by a drawn seed, so three draws fix the whole swarm and a
-        replay repeats it."""
+        """The rules this example leaves out: each with the same chance, from a drawn share
+        (0-99 %) and decided by a drawn seed, so three draws fix the whole swarm and a replay
+        repeats it. A share s keeps each rule with chance sqrt(1 - s): a third of the rules
+        left out on average, not a half (see the module's docstring)."""
         share = data.draw_integer(0, _PERCENT - 1)
         seed = data.draw_integer(0, _PERCENT - 1) * _PERCENT + data.draw_integer(0, _PERCENT - 1)
         rng = random.Random(seed)
-        return frozenset(i for i in range(len(self.rules)) if rng.randrange(_PERCENT) < share)
+        keep = math.sqrt(1 - share / _PERCENT)
+        return frozenset(i for i in range(len(self.rules)) if rng.random() >= keep)
