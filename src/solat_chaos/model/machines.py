@@ -95,7 +95,7 @@ class ChaosMachine(RuleBasedStateMachine):
     # gate them) weigh 2. An order held at the broker weighs 3: it opens the window in which
     # every race of a submit lives, and crashes and answers close it. A crash weighs 2: what
     # must survive a restart is tested only across one. Every other rule keeps weight 1 and
-    # runs as before, only less often. Measured in docs/benchmarks.md ("Third round: rule
+    # runs as before, only less often. Measured in docs/benchmarks.md ("Fourth round: rule
     # weights").
     rule_weights: dict[str, int] = {
         "submit_order": 2,

@@ -13,7 +13,7 @@ their deep states. The share shrinks towards none, so a shrunk example may use a
 Should the swarm leave out every rule that can run, all of them may. Hypothesis leaves out
 half the rules on average; here a third (each kept with chance sqrt(1 - s) for a uniform s):
 the planted bugs that need three or four particular rules in one example were found two to
-three times as often per example (docs/benchmarks.md, "Third round: rule weights").
+three times as often per example (docs/benchmarks.md, "Fourth round: rule weights").
 
 Rule weights, which Hypothesis has none of: a machine class may name rules in `rule_weights`
 (rule name -> a whole number, 1 when unnamed), and a rule of weight w is as likely as w rules
