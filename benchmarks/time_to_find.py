@@ -47,6 +47,7 @@ class Hunt:
     seed: int
     found: bool  # failed with one of the bug's invariants
     invariants: tuple[str, ...]  # every invariant the run failed with
+    machines: tuple[str, ...]  # the machines that failed
     first_failure: float | None  # seconds from the start
     verdict: float  # seconds from the start to the answer
 
@@ -75,6 +76,7 @@ def hunt(bug: str, seed: int, profile: str, keep_going: bool) -> Hunt:
         seed,
         any(invariant in planted_bug.invariants for invariant in found),
         found,
+        tuple(name for name, tally in report.tallies.items() if tally.failed),
         report.first_failure_seconds,
         report.seconds,
     )
@@ -122,6 +124,7 @@ def main() -> None:
             hunts.append(result)
             print(
                 f"{bug} seed={seed} found={result.found} invariants={','.join(result.invariants)}"
+                f" machines={','.join(result.machines)}"
                 f" first_failure={_seconds(result.first_failure)} verdict={result.verdict:.2f}",
                 flush=True,
             )

@@ -8,6 +8,7 @@ import hypothesis
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidDefinition
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -17,7 +18,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from solat_chaos.model.rule_choice import RuleChoice
+from solat_chaos.model.rule_choice import RuleChoice, _rules_in_order, rule_weights
 
 RULES = ("open", "close", "tick", "poll", "nudge", "reset")
 
@@ -168,3 +169,57 @@ def test_no_rule_can_run_is_an_error_that_says_so(data) -> None:
     machine = Stuck()
     with pytest.raises(Exception, match="no available rule had a True precondition"):
         data.draw(machine._rules_strategy)
+
+
+class Weighted(Recorder):
+    """Recorder with `tick` weighted 4: it runs about four times as often as a rule of weight 1
+    that can always run."""
+
+    rule_weights = {"tick": 4}
+
+
+def test_a_weighted_rule_runs_as_often_as_its_weight_says() -> None:
+    Recorder.examples = []
+    run_state_machine_as_test(
+        Weighted,
+        settings=budget(max_examples=100, stateful_step_count=20, derandomize=True),
+    )
+    # Counted only in the examples whose swarm kept both `tick` and the other rule (each
+    # example's swarm leaves out rules of its own). Not the full 4 times for every rule:
+    # Hypothesis' own choices (its simplest examples, small constants, copied steps) favour
+    # the lowest indices, where `nudge` and `reset` come.
+    ticks, others = 0, 0
+    for other in ("open", "poll", "nudge", "reset"):
+        both = [steps for steps in Recorder.examples if "tick" in steps and other in steps]
+        tick_runs = sum(steps.count("tick") for steps in both)
+        other_runs = sum(steps.count(other) for steps in both)
+        assert tick_runs > 1.5 * other_runs, (other, tick_runs, other_runs)
+        ticks, others = ticks + tick_runs, others + other_runs
+    assert ticks > 2.5 * others, (ticks, others)
+    assert Recorder.ran_while_unable == []
+
+
+def test_the_weights_follow_the_rules_order() -> None:
+    rules = [rule.function.__name__ for rule in _rules_in_order(Weighted)]
+    weights = dict(zip(rules, rule_weights(Weighted), strict=True))
+    assert weights == {name: 4 if name == "tick" else 1 for name in rules}
+
+
+@pytest.mark.parametrize("weight", [0, -1, 1.5, True])
+def test_a_weight_must_be_a_whole_number_from_1(weight) -> None:
+    machine_type = type("BadWeight", (Recorder,), {"rule_weights": {"tick": weight}})
+    with pytest.raises(InvalidDefinition, match="tick"):
+        rule_weights(machine_type)
+
+
+class WeightedNeedsThreeCloses(NeedsThreeCloses):
+    rule_weights = {"tick": 5, "reset": 3}
+
+
+def test_a_weighted_failure_still_shrinks_to_its_few_steps() -> None:
+    Recorder.examples = []
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(
+            WeightedNeedsThreeCloses, settings=budget(max_examples=500, stateful_step_count=30)
+        )
+    assert sorted(Recorder.examples[-1]) == ["close"] * 3 + ["open"] * 3
