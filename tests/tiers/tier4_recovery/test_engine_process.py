@@ -177,7 +177,11 @@ async def test_sigkill_with_50_orders_in_flight__none_lost_none_left_in_doubt(
     positions, executed = await _broker_truth(broker_url, intents | set(answered))
     accepted = {ref for ref, result in answered.items() if result["status"] == "ACCEPTED"}
     unanswered = intents - set(answered)
-    assert accepted and unanswered, "the kill must land with orders answered and in flight"
+    statuses = sorted(result["status"] for result in answered.values())
+    assert accepted and unanswered, (
+        f"the kill must land with orders answered and in flight; answered: {statuses}, "
+        f"in flight: {len(unanswered)}"
+    )
     assert health["in_doubt"] == 0 and health["outcomes_pending"] == 0
     assert accepted <= confirmed and accepted <= executed
     for result in answered.values():
