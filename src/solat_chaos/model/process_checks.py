@@ -338,11 +338,12 @@ def room_for_a_probe(world: ProcessWorld, kill_switch: bool) -> str | None:
     if limits is None:
         return "the adapter states no risk limits"
     ours = [p for p in world.sim.snapshot_positions() if world.adapter.owns(p.deal_reference)]
+    exposure = sum(p.size for p in ours)
     orders = sum(1 for r in world.sim.requests if r.kind in ORDER_METHODS)
     if len(ours) + 1 > limits.max_open_positions:
         return f"{len(ours)} positions open, limit {limits.max_open_positions}"
-    if sum(p.size for p in ours) + PROBE_SIZE > limits.max_exposure + SIZE_EPSILON:
-        return f"exposure {sum(p.size for p in ours)}, limit {limits.max_exposure}"
+    if exposure + PROBE_SIZE > limits.max_exposure + SIZE_EPSILON:
+        return f"exposure {exposure}, limit {limits.max_exposure}"
     if orders + 1 > limits.max_orders_per_hour:
         return f"{orders} orders sent, limit {limits.max_orders_per_hour} an hour"
     if world.sim.snapshot_account().available < PROBE_SIZE * limits.margin_per_unit:

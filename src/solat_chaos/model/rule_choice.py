@@ -3,7 +3,7 @@
 Hypothesis' own rule choice draws a rule index, then filters it by the rule's preconditions
 and by a swarm flag drawn lazily per rule and asked again at every step; with 10-30 rules,
 most of them unable or disabled at any one step, that is several draws and retries per step
-and about a quarter of a machine's time. Here the rules that can run are listed first (their
+and about a third of a machine's time. Here the rules that can run are listed first (their
 preconditions and bundles, checked once each), the example's swarm has already decided which
 rules it leaves out, and a single index picks among the rest: no filtered draw, no retry.
 
