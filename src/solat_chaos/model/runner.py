@@ -280,7 +280,8 @@ def _watched(machine_cls: type[RuleBasedStateMachine], watch: FailureWatch) -> I
     machine_cls.teardown = watched_teardown  # type: ignore[method-assign]
     if watch.bounds_the_shrink():
         seconds = bound if watch.shrink_seconds is None else watch.shrink_seconds
-        conjecture_engine.MAX_SHRINKING_SECONDS = _ShrinkDeadline(watch, seconds)  # type: ignore[assignment]
+        deadline = _ShrinkDeadline(watch, seconds)
+        conjecture_engine.MAX_SHRINKING_SECONDS = deadline  # type: ignore[assignment]
     STATS.trail = []
     try:
         yield
