@@ -11,6 +11,7 @@ from pathlib import Path
 
 import hypothesis
 import pytest
+from hypothesis import settings
 from hypothesis.errors import FlakyStrategyDefinition
 
 import solat_chaos
@@ -18,7 +19,8 @@ from solat_chaos import cli
 from solat_chaos.model import artifacts
 from solat_chaos.model.explore import BATCH_EXAMPLES, ExploreOptions, Plan, explore
 from solat_chaos.model.invariants import RISK_LIMITS, STREAM_GAPLESS, InvariantViolation
-from solat_chaos.model.runner import FailureWatch, _watched
+from solat_chaos.model.runner import FailureWatch, _watched, run_machine
+from solat_chaos.model.stats import STATS
 from tests.unit import toy_machines
 from tests.unit.toy_machines import (
     TOY_MACHINES,
@@ -324,6 +326,36 @@ def test_a_shrink_cut_short_still_gives_a_replayable_example(
     assert run_cli("replay", str(the_artifact(tmp_path / "cut"))) == cli.FAILED
     assert f"FAILS {RISK_LIMITS}" in capsys.readouterr().out
     # Hypothesis' own bound is back for every later run.
+    from hypothesis.internal.conjecture import engine
+
+    assert engine.MAX_SHRINKING_SECONDS == 300
+
+
+def test_a_shrink_ends_at_the_first_failing_example_short_enough(bug: None) -> None:
+    """`short_enough` ends the shrink at the first failing example it accepts: a run that
+    needs at most 3 steps runs fewer examples than a full shrink, and reports a failing
+    example of at most 3 steps; one that accepts nothing shrinks as far as Hypothesis does."""
+    budget = settings(
+        max_examples=200, stateful_step_count=30, database=None, deadline=None, print_blob=True
+    )
+
+    def shrunk(short_enough) -> tuple[int, list[str]]:
+        STATS.reset()
+        watch = FailureWatch(short_enough=short_enough)
+        (failure,) = run_machine(ToyBankMachine, budget, seed=5, watch=watch)
+        assert failure.invariant == RISK_LIMITS
+        rules = ("state.deposit(", "state.withdraw(")
+        return STATS.examples, [
+            line for line in failure.steps.splitlines() if line.startswith(rules)
+        ]
+
+    full_examples, full_steps = shrunk(None)
+    never_examples, never_steps = shrunk(lambda rules: False)
+    short_examples, short_steps = shrunk(lambda rules: len(rules) <= 3)
+    assert full_steps == never_steps == ["state.withdraw(amount=1)"]
+    assert never_examples == full_examples
+    assert 0 < len(short_steps) <= 3
+    assert short_examples < full_examples
     from hypothesis.internal.conjecture import engine
 
     assert engine.MAX_SHRINKING_SECONDS == 300

@@ -25,9 +25,11 @@ documents the contract with a worked adapter.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import posixpath
+import ssl
 import sys
 from typing import Any
 
@@ -243,6 +245,13 @@ FAILING_CLOSED = "failing closed"
 CLIENT_TIMEOUT = 10.0
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every client: httpx builds a new one per client otherwise, and
+    loading the CA bundle takes 30-130 ms, paid once per restart and per dropped client."""
+    return httpx.create_ssl_context()
+
+
 class SolatEngineAdapter(EngineAdapter):
     """`solat-chaos serve`, through its HTTP API (DESIGN.md, "API")."""
 
@@ -274,7 +283,9 @@ class SolatEngineAdapter(EngineAdapter):
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(base_url=self.base_url, timeout=CLIENT_TIMEOUT)
+            self._client = httpx.Client(
+                base_url=self.base_url, timeout=CLIENT_TIMEOUT, verify=_tls_context()
+            )
         return self._client
 
     def close_client(self) -> None:
@@ -296,7 +307,9 @@ class SolatEngineAdapter(EngineAdapter):
             response = self.client.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as exc:
             # A connection pooled before a kill or pause is dead: drop it with the client.
-            self.close_client()
+            # (Not after a refused connect, which pooled nothing: a start polls through many.)
+            if not isinstance(exc, httpx.ConnectError):
+                self.close_client()
             raise EngineUnreachable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500:
             raise EngineUnreachable(f"{method} {path}: HTTP {response.status_code}")

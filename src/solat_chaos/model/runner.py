@@ -13,12 +13,14 @@ the shrunk steps as the code Hypothesis printed. Any other exception (a broken m
 definition, an unreachable database, ...) propagates: nothing was checked. Nothing is printed.
 
 A `FailureWatch` handed in learns when the first example failed (before any shrinking), and
-may bound the shrinking by time: `shrink_seconds`. Hypothesis has no public setting for that.
-It stops shrinking on its own after `MAX_SHRINKING_SECONDS` (five minutes) of the shrink
-phase, and then reports the smallest failing example found so far, blob and steps included,
-exactly as after a finished shrink; the watch lowers that bound for the run and restores it.
-Every example it reports still fails when replayed: the bound only ends the search for a
-smaller one.
+may bound the shrinking by time (`shrink_seconds`) or end it once a failing example is short
+enough (`short_enough`, a test over its rules: the planted-bug hunts need at most 8 steps, and
+polishing 4 steps into 3 took most of their time). Hypothesis has no public setting for
+either. It stops shrinking on its own once its deadline passes, `MAX_SHRINKING_SECONDS` (five
+minutes) after the shrink phase began, and then reports the smallest failing example found so
+far, blob and steps included, exactly as after a finished shrink; the watch stands in a
+deadline of its own for that bound for the run, and restores it. Every example it reports
+still fails when replayed: the bound only ends the search for a smaller one.
 
 A failure Hypothesis cannot run again the same way ends the run with a `Flaky` error: the
 example failed, then its replay (shrinking, or the final run) drew differently
@@ -31,11 +33,12 @@ One watch does both.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import attrs
@@ -80,16 +83,21 @@ class FailureWatch:
     leaves its evidence), and the bound on the shrink phase."""
 
     shrink_seconds: float | None = None  # the shrink phase's bound; None: Hypothesis' own
+    # The shrink ends at the first failing example whose rules, in order, pass this test.
+    short_enough: Callable[[tuple[str, ...]], bool] | None = None
     first_failure_at: float | None = None  # time.monotonic() the first failing example ended
     error: Exception | None = None  # what the first failing example raised
     rules: tuple[str, ...] = ()  # the rules it ran, in order
+    shrunk_enough: bool = False  # a failing example passed `short_enough`
 
     def saw(self, error: BaseException | None) -> None:
         """An example ended raising `error`. Hypothesis' own exceptions (StopTest, a flaky
         draw, ...) end examples that did not fail; neither do those that ran clean."""
-        if self.error is not None or not isinstance(error, Exception):
+        if not isinstance(error, Exception) or isinstance(error, HypothesisException):
             return
-        if isinstance(error, HypothesisException):
+        if self.short_enough is not None and self.short_enough(tuple(STATS.trail or ())):
+            self.shrunk_enough = True
+        if self.error is not None:
             return
         self.error = error
         self.rules = tuple(STATS.trail or ())
@@ -110,9 +118,31 @@ class FailureWatch:
             )
         ]
 
+    def bounds_the_shrink(self) -> bool:
+        return self.shrink_seconds is not None or self.short_enough is not None
+
     def _steps(self) -> str:
         lines = ["# The rules the first failing run ran, in order (their arguments unrecorded):"]
         return "\n".join([*lines, *(f"# {rule}" for rule in self.rules)])
+
+
+class _ShrinkDeadline:
+    """Stands in for Hypothesis' `MAX_SHRINKING_SECONDS`, which its engine adds to the clock
+    once as the shrink phase begins, then compares with the clock after every example
+    (`deadline < now`): here the deadline passes when `seconds` have, or as soon as `watch`
+    has seen a failing example short enough."""
+
+    def __init__(self, watch: FailureWatch, seconds: float) -> None:
+        self.watch = watch
+        self.seconds = seconds
+        self.at = math.inf
+
+    def __radd__(self, now: float) -> _ShrinkDeadline:
+        self.at = now + self.seconds
+        return self
+
+    def __lt__(self, now: float) -> bool:
+        return self.watch.shrunk_enough or self.at < now
 
 
 def run_machine(
@@ -248,8 +278,10 @@ def _watched(machine_cls: type[RuleBasedStateMachine], watch: FailureWatch) -> I
     own = vars(machine_cls).get("teardown")  # None: inherited
     bound = conjecture_engine.MAX_SHRINKING_SECONDS
     machine_cls.teardown = watched_teardown  # type: ignore[method-assign]
-    if watch.shrink_seconds is not None:
-        conjecture_engine.MAX_SHRINKING_SECONDS = watch.shrink_seconds  # type: ignore[assignment]
+    if watch.bounds_the_shrink():
+        seconds = bound if watch.shrink_seconds is None else watch.shrink_seconds
+        deadline = _ShrinkDeadline(watch, seconds)
+        conjecture_engine.MAX_SHRINKING_SECONDS = deadline  # type: ignore[assignment]
     STATS.trail = []
     try:
         yield
