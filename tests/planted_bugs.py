@@ -488,7 +488,9 @@ BUGS: dict[str, Bug] = {
             "the kill switch is written and renamed but neither file nor directory fsynced "
             "(the halt too: both switches persist through the same code)",
             _kill_switch_not_fsynced,
-            also=(invariants.HALT_DURABLE,),
+            # The state file renamed into place but never fsynced is empty after a crash: the
+            # engine fails closed, refusing orders for a kill switch the operator turned off.
+            also=(invariants.HALT_DURABLE, invariants.REJECTED_JUSTIFIED),
         ),
         Bug(
             "timed_out_positions_are_flat",
