@@ -69,3 +69,35 @@ def test_a_settle_runs_every_task_to_its_end() -> None:
         assert not world.running()
     finally:
         world.close()
+
+
+def test_running_tasks_and_their_errors_are_read_across_a_crash() -> None:
+    """The world counts the tasks already done once (a done task never runs again); a crash
+    clears its tasks and that count: a task started after it is seen running, then its
+    error is reported, and the dead process's error is not."""
+    world = World()
+    answer = world.loop.create_future()
+
+    async def fails(message: str) -> None:
+        raise ValueError(message)
+
+    async def fails_when_answered() -> None:
+        await answer
+        raise ValueError("after the crash")
+
+    try:
+        world.start("fails", fails("before the crash"))
+        assert [str(e) for e in world.engine_errors()] == ["before the crash"]
+        assert not world.running()
+        world.crash_and_restart(0)
+        assert world.engine_errors() == []
+        world.start("waits", fails_when_answered())
+        world.start("fails", fails("beside it"))
+        assert [t.kind for t in world.running()] == ["waits"]
+        assert [str(e) for e in world.engine_errors()] == ["beside it"]
+        answer.set_result(None)
+        world.settle()
+        assert not world.running()
+        assert [str(e) for e in world.engine_errors()] == ["after the crash", "beside it"]
+    finally:
+        world.close()

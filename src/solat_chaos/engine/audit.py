@@ -33,5 +33,9 @@ class AuditTrail:
         """Intents with no terminal outcome, oldest first."""
         return list(self._unresolved.values())
 
+    def unresolved_count(self) -> int:
+        """How many intents have no terminal outcome (`len(unresolved())`, without the list)."""
+        return len(self._unresolved)
+
     def has_outcome(self, deal_reference: str) -> bool:
         return deal_reference in self.outcomes

@@ -41,6 +41,11 @@ class BalanceCache:
             and self._fills_at_fetch == self._fills
         )
 
+    @property
+    def fetched(self) -> bool:
+        """Whether a balance was ever fetched (`view()` is not None), without building a view."""
+        return self._account is not None
+
     def view(self) -> BalanceView | None:
         if self._account is None:
             return None

@@ -238,7 +238,7 @@ class Engine:
         now = self.clock.monotonic()
         ages: dict[str, float | None] = {
             "broker": None if self.link.last_ok is None else now - self.link.last_ok,
-            "balance": None if self.balance.view() is None else self.balance.age,
+            "balance": self.balance.age if self.balance.fetched else None,
         }
         blind = None
         if self.watch is not None:
@@ -267,7 +267,7 @@ class Engine:
             ages=ages,
             stale=stale,
             outcomes_pending=len(self.journal.pending),
-            in_doubt=len(self.journal.audit.unresolved()) - len(self.router.in_flight),
+            in_doubt=self.journal.audit.unresolved_count() - len(self.router.in_flight),
             kill_switch_active=self.kill_switch.active,
             snapshots_pending=len(self.snapshots.pending),
             snapshots_dropped=self.snapshots.dropped,

@@ -52,8 +52,13 @@ class RecoveryReport:
     unreadable: str | None = None
 
 
+# One encoder for every line: `json.dumps` with options builds a new encoder per call, and
+# every append and every line read back encodes a record (the same output either way).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def _canonical(record_json: dict) -> bytes:
-    return json.dumps(record_json, sort_keys=True, separators=(",", ":")).encode()
+    return _CANONICAL.encode(record_json).encode()
 
 
 def _crc(seq: int, body: bytes) -> str:

@@ -95,6 +95,12 @@ def trading_status(
     stream_blind: str | None = None,
 ) -> TradingStatus:
     """The strictest state any condition asks for, with every reason that asks for it."""
+    if reconciled and not (
+        halted or outcomes_pending or ledger_unreadable or kill_switch or stream_blind
+    ):
+        # No condition applies (an engine trading freely): the one status that says so. The
+        # engine, its health and the model ask for the status many times a step.
+        return _FREE
     applying = [
         halted and Reason(HALT, f"halted: {halted}"),
         outcomes_pending
@@ -105,7 +111,11 @@ def trading_status(
         and Reason(NOT_RECONCILED, "no successful reconcile since the engine opened"),
         stream_blind and Reason(STREAM_BLIND, f"stream blind: {stream_blind}"),
     ]
-    for state in (TradingState.HALTED, TradingState.REDUCING):
+    for state in _STRICTEST_FIRST:
         if why := tuple(reason for reason in applying if reason and reason.cause.state is state):
             return TradingStatus(state, why)
-    return TradingStatus(TradingState.ACTIVE, ())
+    return _FREE
+
+
+_STRICTEST_FIRST = (TradingState.HALTED, TradingState.REDUCING)
+_FREE = TradingStatus(TradingState.ACTIVE, ())

@@ -266,6 +266,10 @@ class World:
         self.reference = Reference(config)
         self.loop = _CountingLoop()
         self.tasks: list[TaskRecord] = []
+        # How many of `tasks`, from the first, are done, and the errors they raised: a task
+        # never runs again once done, so the settle loop, the invariants' "nothing in
+        # flight" and ENGINE_RAISED read only the tasks after them (`_finished`).
+        self._done: tuple[int, list[BaseException]] = (0, [])
         self.restarts = 0
         self.disk_faults: set[str] = set()
         self.unmounted = False
@@ -323,6 +327,7 @@ class World:
         self.settle()
         self.loop.run_until_complete(self.port.aclose())
         self.tasks.clear()
+        self._done = (0, [])
         self.reference.process_died(
             orphaned=bool(orphans or self.sim.pending or self.engine.journal.pending)
         )
@@ -354,7 +359,7 @@ class World:
             # nothing (the loop is idle): most settles with a held request would otherwise
             # spin all SETTLE_YIELDS.
             nonlocal yields, seen
-            if not yields or all(t.task.done() for t in self.tasks) or loop.scheduled == seen:
+            if not yields or self._finished() == len(self.tasks) or loop.scheduled == seen:
                 loop.call_soon(loop.stop)
                 return
             yields -= 1
@@ -374,14 +379,22 @@ class World:
             self.stream.advance(seconds)
 
     def running(self) -> list[TaskRecord]:
-        return [t for t in self.tasks if not t.task.done()]
+        return [t for t in self.tasks[self._finished() :] if not t.task.done()]
 
     def engine_errors(self) -> list[BaseException]:
-        return [
-            t.task.exception()
-            for t in self.tasks
-            if t.task.done() and not t.task.cancelled() and t.task.exception() is not None
-        ]
+        finished = self._finished()
+        return self._done[1] + _errors(self.tasks[finished:])
+
+    def _finished(self) -> int:
+        """How many of `tasks`, from the first, are done (their errors kept in `_done`)."""
+        tasks = self.tasks
+        finished, errors = self._done
+        start = finished
+        while finished < len(tasks) and tasks[finished].task.done():
+            finished += 1
+        if finished != start:
+            self._done = (finished, errors + _errors(tasks[start:finished]))
+        return finished
 
     def close(self) -> None:
         for record in self.running():
@@ -654,6 +667,15 @@ def _lines_with_offsets(data: bytes) -> list[tuple[int, bytes]]:
         lines.append((offset, raw))
         offset += len(raw) + 1
     return lines
+
+
+def _errors(tasks: list[TaskRecord]) -> list[BaseException]:
+    """What the tasks among `tasks` that are done raised, in order."""
+    return [
+        t.task.exception()
+        for t in tasks
+        if t.task.done() and not t.task.cancelled() and t.task.exception() is not None
+    ]
 
 
 def _sizes(positions: list[BrokerPosition]) -> dict[str, float]:
