@@ -625,7 +625,7 @@ class RecoveryMachine(ChaosMachine, OrderRules, InterleavingRules, CrashRules, R
     # The kill switch is this tier's subject: what an activation does to an order waiting at
     # the broker, and whether a re-activation persists, need it switched at the right moment
     # and the held order answered after. Examples per find of the rarest two fell by 1.6-1.9x
-    # (docs/benchmarks.md, "Fifth round").
+    # (docs/benchmarks.md, "Sixth round").
     rule_weights = {
         **ChaosMachine.rule_weights,
         "kill_switch": 4,
