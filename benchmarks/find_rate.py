@@ -15,8 +15,6 @@ Prints one line a bug: finds, examples run, examples per find, CPU seconds per f
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 import time
 from pathlib import Path
@@ -25,13 +23,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import solat_chaos  # noqa: E402
-
-# As tests/conftest.py does: the same constants pool, so the same examples as under pytest.
-for module in pkgutil.walk_packages(solat_chaos.__path__, f"{solat_chaos.__name__}."):
-    if not module.name.endswith(".__main__"):
-        importlib.import_module(module.name)
-
+from tests.conftest import import_the_package  # noqa: E402
 from tests.planted_bugs import BUGS, planted  # noqa: E402
 
 from solat_chaos.model import rule_choice  # noqa: E402
@@ -46,6 +38,7 @@ def weights(text: str) -> dict[str, int]:
 
 
 def main() -> None:
+    import_the_package()  # the same constants pool, so the same examples as under pytest
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bugs", nargs="+", choices=sorted(BUGS), metavar="BUG")
     parser.add_argument("--seeds", type=int, default=10)

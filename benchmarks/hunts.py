@@ -22,6 +22,7 @@ sys.path.insert(0, os.getcwd())
 
 import solat_chaos  # noqa: E402
 
+# Not tests/conftest.py's `import_the_package`: the checkout measured may be older than it.
 for module in pkgutil.walk_packages(solat_chaos.__path__, f"{solat_chaos.__name__}."):
     if not module.name.endswith(".__main__"):
         importlib.import_module(module.name)

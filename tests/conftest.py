@@ -36,11 +36,17 @@ def _local_modules() -> frozenset[str]:
     )
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def import_the_package() -> None:
+    """Every module of solat_chaos imported: the constants pool every test run draws from
+    (benchmarks call it too, to draw the examples the tests draw)."""
     for module in pkgutil.walk_packages(solat_chaos.__path__, f"{solat_chaos.__name__}."):
         # A `__main__` would run the CLI on import.
         if not module.name.endswith(".__main__"):
             importlib.import_module(module.name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import_the_package()
     config.stash[_POOL] = (len(sys.modules), _local_modules())
 
 
