@@ -19,6 +19,7 @@ import threading
 from solat_chaos.broker.sim import OPENED, ORDER_METHODS
 from solat_chaos.engine.broker import ACCEPTED, CloseOrder, OpenOrder
 from solat_chaos.engine.records import TERMINAL, Confirmed, Intent, Rejected
+from solat_chaos.engine.risk import RiskLimits
 from solat_chaos.model.engine_adapter import FILLED, REJECTED, EngineAdapter, OrderAnswer
 from solat_chaos.model.invariants import (
     AUDIT_BEFORE_BROKER,
@@ -145,20 +146,25 @@ def check_order_arrival(
     limits = adapter.risk_limits()
     if limits is None:
         return
-    ours = [p for p in world.sim.snapshot_positions() if adapter.owns(p.deal_reference)]
+    for breach in _limits_breached(world, limits, order.size):
+        outside.violated(RISK_LIMITS, f"opening order {reference} reached the broker: {breach}")
+
+
+def _limits_breached(world: ProcessWorld, limits: RiskLimits, size: float) -> list[str]:
+    """The position and exposure limits an opening order of `size` breaches, counted
+    against the engine's positions at the broker."""
+    ours = [p for p in world.sim.snapshot_positions() if world.adapter.owns(p.deal_reference)]
+    breaches = []
     if len(ours) + 1 > limits.max_open_positions:
-        outside.violated(
-            RISK_LIMITS,
-            f"opening order {reference} reached the broker with {len(ours)} of the engine's "
-            f"positions open there: limit {limits.max_open_positions}",
+        breaches.append(
+            f"{len(ours)} of the engine's positions open there, limit {limits.max_open_positions}"
         )
-    exposure = sum(p.size for p in ours) + order.size
+    exposure = sum(p.size for p in ours) + size
     if exposure > limits.max_exposure + SIZE_EPSILON:
-        outside.violated(
-            RISK_LIMITS,
-            f"opening order {reference} takes the engine's exposure at the broker to "
-            f"{exposure}, limit {limits.max_exposure}",
+        breaches.append(
+            f"the engine's exposure there {exposure} with it, limit {limits.max_exposure}"
         )
+    return breaches
 
 
 # -- after every step ---------------------------------------------------------------------------
@@ -337,13 +343,9 @@ def room_for_a_probe(world: ProcessWorld, kill_switch: bool) -> str | None:
     limits = world.adapter.risk_limits()
     if limits is None:
         return "the adapter states no risk limits"
-    ours = [p for p in world.sim.snapshot_positions() if world.adapter.owns(p.deal_reference)]
-    exposure = sum(p.size for p in ours)
+    if breaches := _limits_breached(world, limits, PROBE_SIZE):
+        return breaches[0]
     orders = sum(1 for r in world.sim.requests if r.kind in ORDER_METHODS)
-    if len(ours) + 1 > limits.max_open_positions:
-        return f"{len(ours)} positions open, limit {limits.max_open_positions}"
-    if exposure + PROBE_SIZE > limits.max_exposure + SIZE_EPSILON:
-        return f"exposure {exposure}, limit {limits.max_exposure}"
     if orders + 1 > limits.max_orders_per_hour:
         return f"{orders} orders sent, limit {limits.max_orders_per_hour} an hour"
     if world.sim.snapshot_account().available < PROBE_SIZE * limits.margin_per_unit:
