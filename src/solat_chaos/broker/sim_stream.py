@@ -139,25 +139,11 @@ class SimTradeStream:
         """Let `seconds` pass on the clock, pumping every `keepalive` seconds."""
         remaining, keepalive = seconds, self.keepalive
         advance, pump = self.clock.advance, self.pump  # an hour is 720 keepalives
-        monotonic, sim = self.clock.monotonic, self.sim
         while remaining > 0:
             step = min(keepalive, remaining)
             advance(step)
             remaining -= step
-            listener = self._listener
-            if (
-                listener is not None
-                and not self._waiting
-                and self.state is StreamState.CONNECTED
-                and not self.silent
-                and sim.last_event_seq == self._cursor
-            ):
-                # `pump()` on a quiet live stream, inlined (most keepalives): nothing to
-                # collect or deliver, so only the keepalive.
-                self.last_spoke = monotonic()
-                listener.on_keepalive()
-            else:
-                pump()
+            pump()
 
     # -- faults ------------------------------------------------------------------------------
 
