@@ -217,12 +217,12 @@ class StreamWatch:
 
     def _silence(self) -> str | None:
         """Why a connected stream counts as blind for its silence alone, if it does."""
-        # `age()` inlined, the state asked first: this runs before every listener call, and
-        # a keepalive arrives every few seconds of the clock.
-        if self.state is not StreamState.CONNECTED or self.last_seen is None:
+        # The state asked first: this runs before every listener call, and a keepalive
+        # arrives every few seconds of the clock.
+        if self.state is not StreamState.CONNECTED:
             return None
-        age = self._clock.monotonic() - self.last_seen
-        if age > self.silence:
+        age = self.age()
+        if age is not None and age > self.silence:
             return f"stream silent for {age:g}s (keepalive threshold {self.silence:g}s)"
         return None
 
