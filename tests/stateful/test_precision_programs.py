@@ -106,7 +106,7 @@ def test_a_refusal_naming_a_kill_switch_that_is_off_is_unjustified() -> None:
 
 
 def three_orders_past_the_exposure_limit() -> list[str]:
-    """Two orders of 3.0 fill; a third takes exposure to 9.0, past the limit of 8.0, with
+    """Two orders of 3.0 fill; a third takes exposure to 9.0, past the limit of 6.0, with
     three positions committed, within the limit of three."""
     with started(BrokerMachine) as machine:
         for _ in range(3):
