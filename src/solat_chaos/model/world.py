@@ -56,9 +56,9 @@ MODEL_CONFIG = EngineConfig(
     limits=RiskLimits(
         max_order_size=5.0,
         max_open_positions=3,
-        # Below three of the largest order (3.0): at 8.0 only three orders of 3.0 broke it
-        # before the open-positions limit did, one example in hundreds
-        # (docs/benchmarks.md, "Seventh round").
+        # Two of the largest order (3.0) reach it, so a third order breaks it before the
+        # open-positions limit does; at 8.0 only three orders of 3.0 in a row did, one
+        # example in hundreds (docs/benchmarks.md, "Seventh round").
         max_exposure=6.0,
         max_orders_per_hour=6,
         margin_per_unit=100.0,
