@@ -63,37 +63,16 @@ import logging
 import os
 import random
 import sys
-from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
-from hypothesis.errors import InvalidArgument
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from solat_chaos.chaos.profiles import DatabaseError, database_from
-from solat_chaos.model.artifacts import ArtifactError, read, replay_command
-from solat_chaos.model.catalogue import Machines, NoMachines
-from solat_chaos.model.explore import (
-    SHRINK_SECONDS,
-    Batch,
-    BatchResult,
-    ExploreOptions,
-    ExploreReport,
-    FoundFailure,
-    Listener,
-    UnknownMachine,
-    explore,
-)
-from solat_chaos.model.regression import RegressionError, write_test
-from solat_chaos.model.replay import FAILS, PASSES, replay
-from solat_chaos.model.run_record import RunRecordError, run_store_for
-from solat_chaos.model.views import BROKER_VIEWS, SIM
-from solat_chaos.report.summary import DEFAULT_HISTORY
+if TYPE_CHECKING:
+    from solat_chaos.model.catalogue import Machines
 
 OK, FAILED, CANNOT_RUN = 0, 1, 2
 
@@ -105,7 +84,14 @@ def main(
     initializer: Callable[[], object] | None = None,
 ) -> int:
     """Run the command in `argv` (default: sys.argv); the exit status."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["serve"], ["serve-broker"]):
+        # A served engine or broker parses its command without the checker's stack
+        # (Hypothesis, the machines): importing it was about a third of an engine process's
+        # start, paid again at every restart the process machine makes.
+        args = _parser(checker=False).parse_args(argv)
+    else:
+        args = _parser().parse_args(argv)
     if args.command == "explore":
         return _explore(args, machines, initializer)
     if args.command == "replay":
@@ -117,11 +103,22 @@ def main(
     return _serve_broker(args)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(*, checker: bool = True) -> argparse.ArgumentParser:
+    """Every command's parser; with `checker` False, only the engine's (serve, serve-broker)."""
     parser = argparse.ArgumentParser(
         prog="solat-chaos", description="Explore and replay the SOLAT core's state machines."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if checker:
+        _add_checker_commands(commands)
+    _add_engine_commands(commands)
+    return parser
+
+
+def _add_checker_commands(commands) -> None:
+    from solat_chaos.model.explore import SHRINK_SECONDS
+    from solat_chaos.model.views import BROKER_VIEWS, SIM
+    from solat_chaos.report.summary import DEFAULT_HISTORY
 
     run = commands.add_parser(
         "explore",
@@ -242,6 +239,8 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the newest N runs make the trend chart (default: {DEFAULT_HISTORY})",
     )
 
+
+def _add_engine_commands(commands) -> None:
     serve = commands.add_parser(
         "serve-broker", help="serve a SimBroker in IG's REST dialect (foreground)"
     )
@@ -292,7 +291,6 @@ def _parser() -> argparse.ArgumentParser:
         help="tests only: the engine's clock starts at EPOCH and moves only through "
         "POST /test/clock/advance (see api/test_clock.py)",
     )
-    return parser
 
 
 def _positive_int(text: str) -> int:
@@ -317,7 +315,25 @@ def _explore(
     machines: Machines | None,
     initializer: Callable[[], object] | None,
 ) -> int:
-    out, err = _console(), Console(stderr=True, soft_wrap=True)
+    from concurrent.futures.process import BrokenProcessPool
+
+    from hypothesis.errors import InvalidArgument
+
+    from solat_chaos.chaos.profiles import DatabaseError, database_from
+    from solat_chaos.model.catalogue import NoMachines
+    from solat_chaos.model.explore import ExploreOptions, UnknownMachine, explore
+    from solat_chaos.model.explore_console import (
+        ExploreProgress,
+        print_not_checked,
+        print_verdict,
+        terminal,
+        verdict_table,
+    )
+    from solat_chaos.model.run_record import run_store_for
+    from solat_chaos.model.views import SIM
+    from solat_chaos.report.summary import DEFAULT_HISTORY
+
+    out, err = terminal(), Console(stderr=True, soft_wrap=True)
     if args.target == "process":
         try:
             machines = _process_machines(args.engine_adapter, args.workers)
@@ -342,17 +358,17 @@ def _explore(
         shrink_seconds=args.shrink_seconds,
         broker_view=args.broker_view,
     )
-    progress = _Progress(err)
+    progress = ExploreProgress(err)
     try:
         with progress.bar:
             report = explore(options, machines=machines, initializer=initializer, listener=progress)
     except (UnknownMachine, InvalidArgument, DatabaseError, NoMachines, BrokenProcessPool) as exc:
         err.print(f"[red]solat-chaos explore:[/] {escape(str(exc))}", highlight=False)
         return CANNOT_RUN
-    out.print(_verdict_table(report))
+    out.print(verdict_table(report))
     if args.target == "process":
-        _print_not_checked(out, report, machines)
-    _print_verdict(out, report, options)
+        print_not_checked(out, report, machines)
+    print_verdict(out, report, options)
     if args.report is not None and report.record is not None:
         # Imported here: the report's libraries (Jinja2, matplotlib) load only when asked for.
         from solat_chaos.report.html import newest, write_report
@@ -364,113 +380,6 @@ def _explore(
         return OK
     failed = any(tally.failures for tally in report.tallies.values())
     return FAILED if failed else CANNOT_RUN
-
-
-def _console() -> Console:
-    console = Console()
-    # Off a terminal (a CI log, a pipe) rich would assume 80 columns and fold every replay
-    # command in the table; the table takes only the width it needs.
-    return console if console.is_terminal else Console(width=200)
-
-
-class _Progress(Listener):
-    """A progress bar of batches on stderr, and a line for each failure as it is found."""
-
-    def __init__(self, console: Console) -> None:
-        self.bar = Progress(
-            TextColumn("[bold]explore[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("batches"),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=console,
-            transient=True,
-        )
-        self.task = self.bar.add_task("", total=None)
-        self.running: Counter[str] = Counter()
-
-    def planned(self, batches: int | None) -> None:
-        self.bar.update(self.task, total=batches)
-
-    def started(self, batch: Batch) -> None:
-        self.running[batch.machine] += 1
-        self._describe()
-
-    def finished(self, result: BatchResult) -> None:
-        self.running[result.batch.machine] -= 1
-        self.bar.update(self.task, advance=1)
-        self._describe()
-        for failure in result.failures:
-            flaky = " (not reproducible)" if failure.not_reproducible else ""
-            self.bar.console.print(
-                f"[red]FAILED[/] {result.batch.machine}: {failure.invariant}{flaky} -> "
-                f"{escape(str(failure.artifact))}"
-            )
-
-    def _describe(self) -> None:
-        running = sorted(name for name, count in self.running.items() if count > 0)
-        self.bar.update(self.task, description=f"running {', '.join(running)}")
-
-
-def _verdict_table(report: ExploreReport) -> Table:
-    table = Table(
-        title=f"solat-chaos explore: profile {report.profile}, seed {report.seed}, "
-        f"broker view {report.broker_view}"
-    )
-    table.add_column("machine")
-    table.add_column("examples", justify="right")
-    table.add_column("steps", justify="right")
-    table.add_column("invariants checked", justify="right")
-    table.add_column("rules fired", justify="right")
-    table.add_column("failures", overflow="fold")
-    for tally in report.tallies.values():
-        lines = [
-            f"[red]{f.invariant}[/]: {escape(_what_to_do(f))}" for f in tally.failures.values()
-        ]
-        lines += [f"[red]error[/]: {escape(error)}" for error in tally.errors]
-        table.add_row(
-            tally.name,
-            str(tally.examples),
-            str(tally.steps),
-            str(tally.invariant_checks),
-            str(len(tally.rules)),
-            "\n".join(lines) or "[green]none[/]",
-        )
-    return table
-
-
-def _print_verdict(out: Console, report: ExploreReport, options: ExploreOptions) -> None:
-    # Plain lines as well as the table: a replay command must survive a narrow terminal.
-    for tally in report.tallies.values():
-        for failure in tally.failures.values():
-            out.print(
-                f"FAILED {tally.name} {failure.invariant}: {_what_to_do(failure)}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            if failure.not_reproducible:
-                out.print(f"  evidence: {failure.evidence}", highlight=False, soft_wrap=True)
-    verdict = "every invariant held" if report.ok else "invariants failed"
-    if report.first_failure_seconds is not None:
-        verdict += f" (first failure after {report.first_failure_seconds:.1f}s)"
-    out.print(
-        f"{verdict} ({report.seconds:.1f}s, --workers {options.workers}); "
-        f"rerun with --seed {report.seed}",
-        highlight=False,
-        soft_wrap=True,
-    )
-
-
-def _what_to_do(failure: FoundFailure) -> str:
-    """The replay command; for a failure Hypothesis could not run again, where its evidence
-    is and why it cannot be replayed."""
-    if failure.not_reproducible:
-        return (
-            f"NOT REPRODUCIBLE ({failure.not_reproducible}); what its first run saw is in "
-            f"{failure.artifact}"
-        )
-    return replay_command(failure.artifact)
 
 
 def _process_machines(spec: str | None, workers: int) -> Machines:
@@ -488,17 +397,15 @@ def _process_machines(spec: str | None, workers: int) -> Machines:
     return process_machines(adapter)
 
 
-def _print_not_checked(out: Console, report: ExploreReport, machines: Machines) -> None:
-    # Never counted as passed: an invariant the engine's adapter cannot support says so.
-    for name in report.tallies:
-        for what, why in machines[name].not_checked().items():  # type: ignore[attr-defined]
-            out.print(f"NOT CHECKED {name} {what}: {why}", highlight=False, soft_wrap=True)
-
-
 # ---------------------------------------------------------------------------- replay
 
 
 def _replay(args: argparse.Namespace, machines: Machines | None) -> int:
+    from solat_chaos.model.artifacts import ArtifactError, read
+    from solat_chaos.model.catalogue import NoMachines
+    from solat_chaos.model.regression import RegressionError, write_test
+    from solat_chaos.model.replay import FAILS, PASSES, replay
+
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -537,6 +444,8 @@ def _replay(args: argparse.Namespace, machines: Machines | None) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from solat_chaos.chaos.profiles import DatabaseError, database_from
+    from solat_chaos.model.run_record import RunRecordError, run_store_for
     from solat_chaos.report.html import newest, write_report
 
     out = Console(highlight=False, soft_wrap=True)

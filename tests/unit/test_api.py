@@ -5,6 +5,8 @@ that a refusal names the field at fault."""
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -107,3 +109,26 @@ def test_a_non_loopback_bind_needs_allow_remote(host) -> None:
         check_bind(host, allow_remote=False)
     check_bind(host, allow_remote=True)
     check_bind("127.0.0.1", allow_remote=False)
+
+
+def test_the_engine_service_starts_without_the_checker(tmp_path) -> None:
+    """`solat-chaos serve` loads none of the checker (Hypothesis, the machines): the process
+    machine starts an engine every example and at every restart, and those imports were a
+    quarter of each start. Its command refuses a remote bind here, after loading the service."""
+    served = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "solat_chaos.cli", "serve"]
+        + ["--host", "192.0.2.7", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert served.returncode == 2, served.stderr[-2000:]
+    assert "--allow-remote" in served.stderr
+    loaded = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in served.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "solat_chaos.api.serve" in loaded
+    checker = sorted(m for m in loaded if m.startswith(("hypothesis", "solat_chaos.model")))
+    assert checker == []
