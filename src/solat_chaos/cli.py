@@ -87,7 +87,7 @@ def main(
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] in (["serve"], ["serve-broker"]):
         # A served engine or broker parses its command without the checker's stack
-        # (Hypothesis, the machines): importing it was about a third of an engine process's
+        # (Hypothesis, the machines): importing it was a quarter of an engine process's
         # start, paid again at every restart the process machine makes.
         args = _parser(checker=False).parse_args(argv)
     else:
