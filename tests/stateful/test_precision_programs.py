@@ -152,7 +152,7 @@ def test_an_order_the_heal_phase_lets_through_is_caught() -> None:
 
 def three_orders_past_the_exposure_limit() -> list[str]:
     """Two orders of 3.0 fill; a third takes exposure to 9.0, past the limit of 6.0, with
-    three positions committed, within the limit of three."""
+    three positions committed, within the limit of four."""
     with started(BrokerMachine) as machine:
         for _ in range(3):
             machine.submit_order(EPICS[0], "BUY", 3.0)
