@@ -540,9 +540,10 @@ BUGS: dict[str, Bug] = {
             "kill_switch_checked_before_refresh",
             "recovery",
             invariants.KILL_SWITCH_DURABLE,
-            "the kill switch is checked only before the balance refresh, so an order "
-            "awaiting the refresh opens a position after activation returned",
+            "the kill switch (and the halt) is checked only before the balance refresh, so "
+            "an order awaiting the refresh opens a position after activation returned",
             _kill_switch_checked_before_refresh,
+            also=(invariants.HALT_DURABLE,),
         ),
         Bug(
             "limit_ignores_in_flight_orders",

@@ -105,9 +105,54 @@ def test_a_refusal_naming_a_kill_switch_that_is_off_is_unjustified() -> None:
     )
 
 
+def switched_on_while_an_order_awaits_its_refresh(switch: str) -> list[str]:
+    """An order's balance refresh waits at the broker while the operator switches `switch`
+    on; then the broker answers it."""
+    with started(RecoveryMachine) as machine:
+        machine.submit_order_the_broker_holds(EPICS[0], 1.0, "account")
+        getattr(machine, switch)(active=True)
+        machine.broker_answers_held_requests("all", 0)
+        return violations(machine)
+
+
+@pytest.mark.parametrize(
+    ("switch", "invariant"),
+    [("kill_switch", invariants.KILL_SWITCH_DURABLE), ("halt", invariants.HALT_DURABLE)],
+)
+def test_an_order_sent_after_a_switch_turned_on_during_its_refresh_is_caught(
+    switch: str, invariant: str
+) -> None:
+    assert switched_on_while_an_order_awaits_its_refresh(switch) == []
+    with planted("kill_switch_checked_before_refresh"):
+        assert switched_on_while_an_order_awaits_its_refresh(switch) == [invariant]
+
+
+def heal_answering_a_refresh_held_past_an_activation() -> None:
+    """The kill switch goes on while an order's balance refresh waits at the broker, and the
+    example ends: the heal phase answers the refresh, and is judged as a step is."""
+    machine = RecoveryMachine()
+    try:
+        machine.start_engine()
+        machine.submit_order_the_broker_holds(EPICS[0], 1.0, "account")
+        machine.kill_switch(active=True)
+        assert violations(machine) == []
+    finally:
+        machine.teardown()
+
+
+def test_an_order_the_heal_phase_lets_through_is_caught() -> None:
+    heal_answering_a_refresh_held_past_an_activation()
+    with (
+        planted("kill_switch_checked_before_refresh"),
+        pytest.raises(invariants.InvariantViolation) as caught,
+    ):
+        heal_answering_a_refresh_held_past_an_activation()
+    assert caught.value.invariant == invariants.KILL_SWITCH_DURABLE
+
+
 def three_orders_past_the_exposure_limit() -> list[str]:
     """Two orders of 3.0 fill; a third takes exposure to 9.0, past the limit of 6.0, with
-    three positions committed, within the limit of three."""
+    three positions committed, within the limit of four."""
     with started(BrokerMachine) as machine:
         for _ in range(3):
             machine.submit_order(EPICS[0], "BUY", 3.0)

@@ -97,10 +97,10 @@ def _violated(invariant: str, evidence: str) -> None:
 
 
 def check_at_arrival(world) -> None:
-    """AUDIT_BEFORE_BROKER, KILL_SWITCH_DURABLE (openings while active) and FRESH_BALANCE,
-    as the reference model saw them the instant each order reached the broker, and
-    OPERATOR_ACTION_PERSISTED and REJECTED_JUSTIFIED as it saw each operator action and
-    each refusal."""
+    """AUDIT_BEFORE_BROKER, KILL_SWITCH_DURABLE (openings while active), HALT_DURABLE (any
+    order while halted) and FRESH_BALANCE, as the reference model saw them the instant each
+    order reached the broker, and OPERATOR_ACTION_PERSISTED and REJECTED_JUSTIFIED as it saw
+    each operator action and each refusal."""
     if world.reference.violations:
         raise world.reference.violations[0]
 

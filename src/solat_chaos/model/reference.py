@@ -53,6 +53,7 @@ from solat_chaos.engine.trading_state import (
 from solat_chaos.model.invariants import (
     AUDIT_BEFORE_BROKER,
     FRESH_BALANCE,
+    HALT_DURABLE,
     KILL_SWITCH_DURABLE,
     OPERATOR_ACTION_PERSISTED,
     REJECTED_JUSTIFIED,
@@ -192,6 +193,12 @@ class Reference:
                 AUDIT_BEFORE_BROKER,
                 f"broker request #{len(world.sim.requests)} for deal reference {reference} "
                 "arrived with no durable INTENT record",
+            )
+        if self.halted is True:
+            self._violated(
+                HALT_DURABLE,
+                f"order {reference} reached the broker while the engine must be halted: "
+                f"{self.halt_story}",
             )
         if not isinstance(order, OpenOrder):
             return
