@@ -213,8 +213,9 @@ class ChaosMachine(RuleBasedStateMachine):
             check(self.world)
 
     def teardown(self) -> None:
-        """The heal phase, then LIVENESS; neither after a step that failed, whose failure is
-        the one reported (healing a half-broken world would only relabel it)."""
+        """The heal phase, the safety invariants once more, then LIVENESS; none of it after
+        a step that failed, whose failure is the one reported (healing a half-broken world
+        would only relabel it)."""
         world = self.world
         # Hypothesis calls teardown from a `finally`: a step or invariant that raised is the
         # exception being handled.
