@@ -1,6 +1,6 @@
 """The machines' rule choice (model/rule_choice.py): only rules that can run are chosen, each
-example's swarm leaves some out, the same seed chooses the same steps, and a failure still
-shrinks to its few steps."""
+example's swarm leaves some out, the same seed chooses the same steps, a failure still
+shrinks to its few steps, and every argument is drawn as Hypothesis would draw it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidDefinition
+from hypothesis.internal.conjecture.data import ConjectureData
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -18,7 +19,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from solat_chaos.model.rule_choice import RuleChoice, _rules_in_order, rule_weights
+from solat_chaos.model.rule_choice import RuleChoice, _draw_of, _rules_in_order, rule_weights
 
 RULES = ("open", "close", "tick", "poll", "nudge", "reset")
 
@@ -223,3 +224,39 @@ def test_a_weighted_failure_still_shrinks_to_its_few_steps() -> None:
             WeightedNeedsThreeCloses, settings=budget(max_examples=500, stateful_step_count=30)
         )
     assert sorted(Recorder.examples[-1]) == ["close"] * 3 + ["open"] * 3
+
+
+def _machine_arguments():
+    """Every argument strategy of every machine's rules, once, but bundles (Hypothesis draws
+    those itself)."""
+    from solat_chaos.model.machines import MACHINES
+
+    seen = {}
+    for machine_type in MACHINES.values():
+        for rule_ in _rules_in_order(machine_type):
+            for name, strategy in rule_.arguments_strategies.items():
+                if isinstance(strategy, Bundle):
+                    continue
+                seen.setdefault(repr(strategy), (f"{rule_.function.__name__}.{name}", strategy))
+    return sorted(seen.values(), key=lambda pair: pair[0])
+
+
+def _drawn(draw, choice: int):
+    """The value drawn from a data of the one choice `choice`, and the spans it left."""
+    data = ConjectureData.for_choices([choice])
+    value = draw(data)
+    data.freeze()
+    return repr(value), [(s.label, s.start, s.end) for s in data.spans], data.choices
+
+
+@pytest.mark.parametrize(("argument", "strategy"), _machine_arguments(), ids=lambda a: str(a))
+def test_an_argument_is_drawn_as_hypothesis_draws_it(argument, strategy) -> None:
+    """For each choice, the same value and the same spans as `data.draw` gives."""
+    draw = _draw_of(strategy)
+    values = set()
+    # Past a strategy's last value Hypothesis maps the choice back into range, alike.
+    for choice in range(8):
+        ours = _drawn(draw, choice)
+        assert ours == _drawn(lambda data: data.draw(strategy), choice), argument
+        values.add(ours[0])
+    assert len(values) > 1, argument

@@ -284,6 +284,6 @@ class Engine:
         self.snapshots.add(
             {
                 "at": self.clock.now(),
-                "positions": [attrs.asdict(p) for p in self.positions().values()],
+                "positions": [attrs.asdict(p, recurse=False) for p in self.positions().values()],
             }
         )

@@ -158,7 +158,8 @@ def kind_of(record: Record) -> str:
 
 
 def encode(record: Record) -> dict[str, Any]:
-    fields = attrs.asdict(record)
+    # Every field is a plain value or a tuple of them: nothing to recurse into.
+    fields = attrs.asdict(record, recurse=False)
     if isinstance(record, Rejected) and not record.causes:
         # Written as before refusals named causes, so that an engine from before them still
         # reads a broker's refusal (an order's outcome) instead of quarantining the line.

@@ -208,9 +208,14 @@ class ChaosMachine(RuleBasedStateMachine):
     @invariant()
     def safety(self) -> None:
         """Every safety invariant holds after every step, faults or not."""
-        for check in invariants.SAFETY_CHECKS:
-            STATS.checked(check)
-            check(self.world)
+        world, ran = self.world, 0
+        try:
+            for check in invariants.SAFETY_CHECKS:
+                ran += 1
+                check(world)
+        finally:
+            # Counted once per step, not per check: twelve calls a step were about 2 % of it.
+            STATS.checked(*invariants.SAFETY_CHECKS[:ran])
 
     def teardown(self) -> None:
         """The heal phase, the safety invariants once more, then LIVENESS; none of it after

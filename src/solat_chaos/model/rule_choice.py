@@ -15,6 +15,9 @@ half the rules on average; here a third (each kept with chance sqrt(1 - s) for a
 the planted bugs that need three or four particular rules in one example were found two to
 three times as often per example (docs/benchmarks.md, "Fourth round: rule weights").
 
+Each argument of the rule chosen is drawn as Hypothesis draws it, the same span around the
+same choice, without the bookkeeping of a nested `data.draw` (`_draw_of`).
+
 Rule weights, which Hypothesis has none of: a machine class may name rules in `rule_weights`
 (rule name -> a whole number, 1 when unnamed), and a rule of weight w is as likely as w rules
 of weight 1 among those that can run and the swarm keeps. The index is drawn over a list in
@@ -33,6 +36,9 @@ from typing import Any
 from hypothesis.errors import InvalidDefinition
 from hypothesis.stateful import RuleBasedStateMachine
 from hypothesis.strategies import SearchStrategy
+from hypothesis.strategies._internal.lazy import unwrap_strategies
+from hypothesis.strategies._internal.numbers import IntegersStrategy
+from hypothesis.strategies._internal.strategies import SampledFromStrategy
 
 # Every draw here stays below 100: Hypothesis also draws the integer constants (100 and
 # more) of the project's own source, so a wider draw would let a new literal anywhere in the
@@ -51,12 +57,14 @@ def _rules_in_order(machine_type: type[RuleBasedStateMachine]) -> tuple[Any, ...
 
 
 @cache
-def _conditional(machine_type: type[RuleBasedStateMachine]) -> tuple[Any, ...]:
-    """Per rule, in order: the rule if it has bundles or preconditions to ask about, else
-    None. Most rules can always run, and asking nothing of them is much of the saving."""
+def _conditions(machine_type: type[RuleBasedStateMachine]) -> tuple[tuple[Any, ...], ...]:
+    """Per rule with bundles or preconditions to ask about, in order: its index, its bundles'
+    names and its preconditions. Most rules can always run, and asking nothing of them is
+    much of the saving."""
     return tuple(
-        rule if rule.bundles or rule.preconditions else None
-        for rule in _rules_in_order(machine_type)
+        (i, tuple(b.name for b in rule.bundles), tuple(rule.preconditions))
+        for i, rule in enumerate(_rules_in_order(machine_type))
+        if rule.bundles or rule.preconditions
     )
 
 
@@ -85,14 +93,27 @@ class RuleChoice(SearchStrategy):
         super().__init__()
         self.machine = machine
         self.rules = _rules_in_order(type(machine))
-        self._conditional = _conditional(type(machine))
+        self._conditions = _conditions(type(machine))
         self.weights = rule_weights(type(machine))
         self._left_out: frozenset[int] | None = None
+        # The index list drawn from, by which conditional rules can run: fixed for the
+        # example once its swarm is, and most steps meet a combination met before.
+        self._weighted: dict[tuple[bool, ...], list[int]] = {}
 
     def do_draw(self, data) -> tuple[Any, dict[str, Any]]:
-        can_run = [
-            i for i, rule in enumerate(self._conditional) if rule is None or self._can_run(rule)
-        ]
+        able = tuple(map(self._can_run, self._conditions))
+        weighted = self._weighted.get(able)
+        if weighted is None:
+            weighted = self._weighted[able] = self._weigh(able, data)
+        rule = self.rules[weighted[data.draw_integer(0, len(weighted) - 1)]]
+        return rule, {name: draw(data) for name, draw in _argument_draws(rule)}
+
+    def _weigh(self, able: tuple[bool, ...], data) -> list[int]:
+        """The rules that can run and the swarm keeps (all that can run, should it keep
+        none), each as often as its weight."""
+        conditions = zip(self._conditions, able, strict=True)
+        unable = {condition[0] for condition, ok in conditions if not ok}
+        can_run = [i for i in range(len(self.rules)) if i not in unable]
         if not can_run:
             names = ", ".join(rule.function.__name__ for rule in self.rules)
             raise InvalidDefinition(
@@ -102,16 +123,19 @@ class RuleChoice(SearchStrategy):
         if self._left_out is None:
             self._left_out = self._swarm(data)
         chosen = [i for i in can_run if i not in self._left_out] or can_run
-        weighted = [i for i in chosen for _ in range(self.weights[i])]
-        rule = self.rules[weighted[data.draw_integer(0, len(weighted) - 1)]]
-        arguments = {name: data.draw(s) for name, s in rule.arguments_strategies.items()}
-        return rule, arguments
+        return [i for i in chosen for _ in range(self.weights[i])]
 
-    def _can_run(self, rule) -> bool:
+    def _can_run(self, condition: tuple[Any, ...]) -> bool:
+        # Plain loops, no generators: asked of every conditional rule at every step.
+        _, bundles, preconditions = condition
         machine = self.machine
-        return all(machine.bundle(b.name) for b in rule.bundles) and all(
-            precondition(machine) for precondition in rule.preconditions
-        )
+        for name in bundles:
+            if not machine.bundle(name):
+                return False
+        for precondition in preconditions:  # noqa: SIM110
+            if not precondition(machine):
+                return False
+        return True
 
     def _swarm(self, data) -> frozenset[int]:
         """The rules this example leaves out: each with the same chance, from a drawn share
@@ -123,3 +147,45 @@ class RuleChoice(SearchStrategy):
         rng = random.Random(seed)
         keep = math.sqrt(1 - share / _PERCENT)
         return frozenset(i for i in range(len(self.rules)) if rng.random() >= keep)
+
+
+@cache
+def _argument_draws(rule) -> tuple[tuple[str, Any], ...]:
+    """Per argument of `rule`, its name and how to draw it."""
+    return tuple((name, _draw_of(s)) for name, s in rule.arguments_strategies.items())
+
+
+def _draw_of(strategy: SearchStrategy):
+    """A function drawing one argument from `strategy` as `data.draw(strategy)` would.
+
+    Hypothesis' own draw validates the strategy, unwraps it, labels a span and records the
+    value for it, which cost more than the one choice most arguments make. For the kinds
+    the machines use (a `sampled_from` list, a small range of integers) the draw is done here:
+    the same span with the same label around the same one choice (the value Hypothesis would
+    record serves only spans of several choices). The examples, their mutation, shrinking
+    and replay are therefore Hypothesis' own; tests/unit/test_rule_choice.py checks it."""
+    unwrapped = unwrap_strategies(strategy)
+    if type(unwrapped) is SampledFromStrategy and not unwrapped._transformations:
+        elements, label, top = unwrapped.elements, unwrapped.label, len(unwrapped.elements) - 1
+
+        def sampled(data):
+            data.start_span(label)
+            value = elements[data.draw_integer(0, top)]
+            data.stop_span()
+            return value
+
+        return sampled
+    bounded = type(unwrapped) is IntegersStrategy and None not in (unwrapped.start, unwrapped.end)
+    # A range of more than 127 Hypothesis draws with its bounds weighted: left to it. (The
+    # bound here is the 100 of every draw in this module: see _PERCENT.)
+    if bounded and unwrapped.end - unwrapped.start < _PERCENT:
+        label, low, high = unwrapped.label, unwrapped.start, unwrapped.end
+
+        def integer(data):
+            data.start_span(label)
+            value = data.draw_integer(low, high)
+            data.stop_span()
+            return value
+
+        return integer
+    return lambda data: data.draw(strategy)
