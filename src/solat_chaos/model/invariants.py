@@ -304,8 +304,8 @@ def check_health_truthful(world) -> None:
         threshold = getattr(thresholds, name)
         if age is not None and age <= threshold:
             continue
-        # Built only for an age past its threshold: of a stream step's instructions 1-2 %.
-        health = health or engine.health()
+        if health is None:  # built only now: once every step, it was 1-2 % of a stream step
+            health = engine.health()
         if not health.stale.get(name, False):
             _violated(
                 HEALTH_TRUTHFUL,
