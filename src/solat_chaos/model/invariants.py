@@ -304,7 +304,7 @@ def check_health_truthful(world) -> None:
         threshold = getattr(thresholds, name)
         if age is not None and age <= threshold:
             continue
-        if health is None:  # built only now: once every step, it was 1-2 % of a stream step
+        if health is None:  # built only now: every step, it was 1 % of a stream step
             health = engine.health()
         if not health.stale.get(name, False):
             _violated(

@@ -86,7 +86,8 @@ class _NoPollSelector(selectors.DefaultSelector):
     """A selector that does not poll when asked not to wait. The world's loop reads no
     socket (every request is answered in process, the IG REST view's too), so a poll between
     two callbacks finds nothing; the loop asked the kernel before each batch of callbacks it
-    ran, 1-2 % of a step. A wait (any other timeout) still polls; timers do not need it."""
+    ran, 1-2 % of a step's profile. A wait (any other timeout) still polls; timers need no
+    poll."""
 
     def select(self, timeout=None):
         if timeout == 0:
