@@ -13,7 +13,8 @@ and path — even on a kept-alive connection:
 - `close_mid_body`: the headers and half the body arrive, then the connection is closed.
 
 Every wait is bounded (`io_timeout`, `hang_limit`) and `stop()` ends every connection, so a
-test can never hang on the proxy. Only loopback addresses are accepted.
+test can never hang on the proxy; `wait_for_faults()` tells it when a fault has been met.
+Only loopback addresses are accepted.
 """
 
 from __future__ import annotations
@@ -213,6 +214,7 @@ class TcpFaultProxy:
         self._rules: list[_Rule] = []
         self._names = itertools.count(1)
         self._lock = threading.Lock()
+        self._fault_met = threading.Condition(self._lock)  # `faulted` grew
         self._stopping = threading.Event()
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
@@ -252,6 +254,15 @@ class TcpFaultProxy:
         alive = [t.name for t in self._threads if t.is_alive()]
         if alive:
             raise TimeoutError(f"proxy threads still running after {timeout}s: {alive}")
+
+    def wait_for_faults(self, count: int = 1, timeout: float = 5.0) -> list[FaultedRequest]:
+        """Block until `count` requests have met their fault (a hang has begun, a reset is
+        under way), then return `faulted`; TimeoutError after `timeout` seconds. A client's
+        request is in flight once sent, so this is how a test knows the proxy holds it."""
+        with self._fault_met:
+            if not self._fault_met.wait_for(lambda: len(self.faulted) >= count, timeout):
+                raise TimeoutError(f"{len(self.faulted)} of {count} faults met in {timeout}s")
+            return list(self.faulted)
 
     def __enter__(self) -> TcpFaultProxy:
         return self.start()
@@ -326,6 +337,7 @@ class TcpFaultProxy:
                     self.faulted.append(
                         FaultedRequest(rule.fault, method, path, rule.reached_broker)
                     )
+                    self._fault_met.notify_all()
                     return rule
         return None
 
