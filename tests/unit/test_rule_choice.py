@@ -13,6 +13,7 @@ from hypothesis.internal.conjecture.data import ConjectureData
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    VarReference,
     initialize,
     precondition,
     rule,
@@ -227,23 +228,32 @@ def test_a_weighted_failure_still_shrinks_to_its_few_steps() -> None:
 
 
 def _machine_arguments():
-    """Every argument strategy of every machine's rules, once, but bundles (Hypothesis draws
-    those itself)."""
+    """Every argument strategy of every machine's rules, once."""
     from solat_chaos.model.machines import MACHINES
 
     seen = {}
     for machine_type in MACHINES.values():
         for rule_ in _rules_in_order(machine_type):
             for name, strategy in rule_.arguments_strategies.items():
-                if isinstance(strategy, Bundle):
-                    continue
                 seen.setdefault(repr(strategy), (f"{rule_.function.__name__}.{name}", strategy))
     return sorted(seen.values(), key=lambda pair: pair[0])
+
+
+class _Bundles:
+    """A machine as a bundle draw sees it: three values in every bundle."""
+
+    def bundle(self, name: str) -> list[VarReference]:
+        return [VarReference(f"{name}_{i}") for i in range(3)]
+
+    @property
+    def names_to_values(self) -> dict[str, str]:
+        return {f"{name}_{i}": f"value {i}" for name in ("deals", "handles") for i in range(3)}
 
 
 def _drawn(draw, choice: int):
     """The value drawn from a data of the one choice `choice`, and the spans it left."""
     data = ConjectureData.for_choices([choice])
+    data.hypothesis_runner = _Bundles()
     value = draw(data)
     data.freeze()
     return repr(value), [(s.label, s.start, s.end) for s in data.spans], data.choices

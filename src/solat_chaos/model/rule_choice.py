@@ -34,7 +34,7 @@ from functools import cache
 from typing import Any
 
 from hypothesis.errors import InvalidDefinition
-from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, self_strategy
 from hypothesis.strategies import SearchStrategy
 from hypothesis.strategies._internal.lazy import unwrap_strategies
 from hypothesis.strategies._internal.numbers import IntegersStrategy
@@ -160,10 +160,11 @@ def _draw_of(strategy: SearchStrategy):
 
     Hypothesis' own draw validates the strategy, unwraps it, labels a span and records the
     value for it, which cost more than the one choice most arguments make. For the kinds
-    the machines use (a `sampled_from` list, a small range of integers) the draw is done here:
-    the same span with the same label around the same one choice (the value Hypothesis would
-    record serves only spans of several choices). The examples, their mutation, shrinking
-    and replay are therefore Hypothesis' own; tests/unit/test_rule_choice.py checks it."""
+    the machines use (a `sampled_from` list, a small range of integers, a bundle) the draw is
+    done here: the same spans with the same labels around the same one choice (the value
+    Hypothesis would record serves only spans of several choices). The examples, their
+    mutation, shrinking and replay are therefore Hypothesis' own;
+    tests/unit/test_rule_choice.py checks it."""
     unwrapped = unwrap_strategies(strategy)
     if type(unwrapped) is SampledFromStrategy and not unwrapped._transformations:
         elements, label, top = unwrapped.elements, unwrapped.label, len(unwrapped.elements) - 1
@@ -188,4 +189,26 @@ def _draw_of(strategy: SearchStrategy):
             return value
 
         return integer
+    if type(unwrapped) is Bundle and unwrapped.draw_references and not unwrapped.consume:
+        return _bundle_draw(unwrapped)
     return lambda data: data.draw(strategy)
+
+
+def _bundle_draw(bundle: Bundle):
+    """A draw from `bundle` as `Bundle.do_draw` makes it: its span, inside it the empty span
+    of drawing the machine, then one index into the bundle's references, newest first."""
+    label, name = bundle.label, bundle.name
+    runner_label = unwrap_strategies(self_strategy).label
+
+    def referenced(data):
+        data.start_span(label)
+        data.start_span(runner_label)
+        data.stop_span()
+        references = data.hypothesis_runner.bundle(name)
+        if not references:
+            data.mark_invalid(f"Cannot draw from empty bundle {name!r}")
+        reference = references[-1 - data.draw_integer(0, len(references) - 1)]
+        data.stop_span()
+        return reference
+
+    return referenced
