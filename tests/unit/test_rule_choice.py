@@ -8,6 +8,7 @@ import hypothesis
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import BuildContext
 from hypothesis.errors import InvalidDefinition
 from hypothesis.internal.conjecture.data import ConjectureData
 from hypothesis.stateful import (
@@ -15,6 +16,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     VarReference,
     initialize,
+    invariant,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -270,3 +272,56 @@ def test_an_argument_is_drawn_as_hypothesis_draws_it(argument, strategy) -> None
         assert ours == _drawn(lambda data: data.draw(strategy), choice), argument
         values.add(ours[0])
     assert len(values) > 1, argument
+
+
+class StartedFirst(Recorder):
+    """An invariant that holds only once the initialize rule has run, kept from running
+    before it as the machines keep theirs (RuleChoice draws that rule's step)."""
+
+    checks = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = False
+
+    @initialize(target=Recorder.handles)
+    def start(self):
+        self.started = True
+        return 0
+
+    @precondition(lambda self: not self._rules_strategy.initializing)
+    @invariant()
+    def started_first(self) -> None:
+        StartedFirst.checks += 1
+        assert self.started
+
+
+def test_the_initialize_rule_runs_first_and_invariants_after_it() -> None:
+    StartedFirst.checks = 0
+    run_state_machine_as_test(
+        StartedFirst, settings=budget(max_examples=20, stateful_step_count=10)
+    )
+    assert StartedFirst.checks > 20
+
+
+def _spans_of_a_draw(strategy):
+    data = ConjectureData.for_choices([])
+    with BuildContext(data, wrapped_test=None):
+        value = data.draw(strategy)
+    data.freeze()
+    return value, [(s.label, s.start, s.end, s.depth) for s in data.spans], data.choices
+
+
+def test_the_initialize_step_is_drawn_as_hypothesis_draws_it() -> None:
+    """The same rule, spans and (no) choices as the runner's own draw of an initialize rule."""
+    (rule,) = Recorder.setup_state().initializers
+    theirs = _spans_of_a_draw(
+        st.one_of([st.tuples(st.just(rule), st.fixed_dictionaries(rule.arguments))])
+    )
+    machine = Recorder()
+    assert machine._rules_strategy.initializing
+    assert machine._initialize_rules_to_run == []
+    ours = _spans_of_a_draw(machine._rules_strategy)
+    assert ours == theirs
+    assert ours[0] == (rule, {})
+    assert not machine._rules_strategy.initializing

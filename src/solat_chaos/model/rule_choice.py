@@ -16,7 +16,12 @@ the planted bugs that need three or four particular rules in one example were fo
 three times as often per example (docs/benchmarks.md, "Fourth round: rule weights").
 
 Each argument of the rule chosen is drawn as Hypothesis draws it, the same span around the
-same choice, without the bookkeeping of a nested `data.draw` (`_draw_of`).
+same choice, without the bookkeeping of a nested `data.draw` (`_draw_of`). A machine's one
+initialize rule (without arguments) is drawn here too, first, with the spans and labels
+Hypothesis gives it, instead of through the strategies its runner builds for it in every
+example. Its runner then no longer knows the rule is pending and would check invariants
+before it: a machine keeps an invariant from running early by a precondition on
+`initializing`.
 
 Rule weights, which Hypothesis has none of: a machine class may name rules in `rule_weights`
 (rule name -> a whole number, 1 when unnamed), and a rule of weight w is as likely as w rules
@@ -33,6 +38,7 @@ import random
 from functools import cache
 from typing import Any
 
+from hypothesis import strategies as st
 from hypothesis.errors import InvalidDefinition
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, self_strategy
 from hypothesis.strategies import SearchStrategy
@@ -99,8 +105,33 @@ class RuleChoice(SearchStrategy):
         # The index list drawn from, by which conditional rules can run: fixed for the
         # example once its swarm is, and most steps meet a combination met before.
         self._weighted: dict[tuple[bool, ...], list[int]] = {}
+        # Hypothesis' runner draws a machine's initialize rule through strategies it builds
+        # anew for every example, most of a short example's overhead. One initialize rule
+        # without arguments is taken over: its step is drawn here, the same spans with the
+        # same labels and, as there, no choice.
+        self._initializing = None
+        pending = machine._initialize_rules_to_run
+        if len(pending) == 1 and not pending[0].arguments:
+            self._initializing = pending.pop()
+
+    @property
+    def initializing(self) -> bool:
+        """Whether the machine's initialize rule is still to run."""
+        return self._initializing is not None
+
+    @property
+    def label(self) -> int:
+        if self._initializing is not None:
+            return _initialize_labels(self._initializing)[0]
+        return super().label
 
     def do_draw(self, data) -> tuple[Any, dict[str, Any]]:
+        if self._initializing is not None:
+            rule, self._initializing = self._initializing, None
+            for label in _initialize_labels(rule)[1:]:
+                data.start_span(label)
+                data.stop_span()
+            return rule, {}
         able = tuple(map(self._can_run, self._conditions))
         weighted = self._weighted.get(able)
         if weighted is None:
@@ -147,6 +178,17 @@ class RuleChoice(SearchStrategy):
         rng = random.Random(seed)
         keep = math.sqrt(1 - share / _PERCENT)
         return frozenset(i for i in range(len(self.rules)) if rng.random() >= keep)
+
+
+@cache
+def _initialize_labels(rule) -> tuple[int, int, int]:
+    """The labels of the spans of `rule`'s step as Hypothesis' runner draws an initialize rule
+    (alone, without arguments): a pair's, around the rule's and its arguments' (no choice)."""
+    rule_strategy, arguments = st.just(rule), st.fixed_dictionaries({})
+    return tuple(
+        unwrap_strategies(s).label
+        for s in (st.tuples(rule_strategy, arguments), rule_strategy, arguments)
+    )
 
 
 @cache
