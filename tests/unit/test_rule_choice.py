@@ -8,12 +8,15 @@ import hypothesis
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import BuildContext
 from hypothesis.errors import InvalidDefinition
 from hypothesis.internal.conjecture.data import ConjectureData
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    VarReference,
     initialize,
+    invariant,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -227,23 +230,32 @@ def test_a_weighted_failure_still_shrinks_to_its_few_steps() -> None:
 
 
 def _machine_arguments():
-    """Every argument strategy of every machine's rules, once, but bundles (Hypothesis draws
-    those itself)."""
+    """Every argument strategy of every machine's rules, once."""
     from solat_chaos.model.machines import MACHINES
 
     seen = {}
     for machine_type in MACHINES.values():
         for rule_ in _rules_in_order(machine_type):
             for name, strategy in rule_.arguments_strategies.items():
-                if isinstance(strategy, Bundle):
-                    continue
                 seen.setdefault(repr(strategy), (f"{rule_.function.__name__}.{name}", strategy))
     return sorted(seen.values(), key=lambda pair: pair[0])
+
+
+class _Bundles:
+    """A machine as a bundle draw sees it: three values in every bundle."""
+
+    def bundle(self, name: str) -> list[VarReference]:
+        return [VarReference(f"{name}_{i}") for i in range(3)]
+
+    @property
+    def names_to_values(self) -> dict[str, str]:
+        return {f"{name}_{i}": f"value {i}" for name in ("deals", "handles") for i in range(3)}
 
 
 def _drawn(draw, choice: int):
     """The value drawn from a data of the one choice `choice`, and the spans it left."""
     data = ConjectureData.for_choices([choice])
+    data.hypothesis_runner = _Bundles()
     value = draw(data)
     data.freeze()
     return repr(value), [(s.label, s.start, s.end) for s in data.spans], data.choices
@@ -260,3 +272,56 @@ def test_an_argument_is_drawn_as_hypothesis_draws_it(argument, strategy) -> None
         assert ours == _drawn(lambda data: data.draw(strategy), choice), argument
         values.add(ours[0])
     assert len(values) > 1, argument
+
+
+class StartedFirst(Recorder):
+    """An invariant that holds only once the initialize rule has run, kept from running
+    before it as the machines keep theirs (RuleChoice draws that rule's step)."""
+
+    checks = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = False
+
+    @initialize(target=Recorder.handles)
+    def start(self):
+        self.started = True
+        return 0
+
+    @precondition(lambda self: not self._rules_strategy.initializing)
+    @invariant()
+    def started_first(self) -> None:
+        StartedFirst.checks += 1
+        assert self.started
+
+
+def test_the_initialize_rule_runs_first_and_invariants_after_it() -> None:
+    StartedFirst.checks = 0
+    run_state_machine_as_test(
+        StartedFirst, settings=budget(max_examples=20, stateful_step_count=10)
+    )
+    assert StartedFirst.checks > 20
+
+
+def _spans_of_a_draw(strategy):
+    data = ConjectureData.for_choices([])
+    with BuildContext(data, wrapped_test=None):
+        value = data.draw(strategy)
+    data.freeze()
+    return value, [(s.label, s.start, s.end, s.depth) for s in data.spans], data.choices
+
+
+def test_the_initialize_step_is_drawn_as_hypothesis_draws_it() -> None:
+    """The same rule, spans and (no) choices as the runner's own draw of an initialize rule."""
+    (rule,) = Recorder.setup_state().initializers
+    theirs = _spans_of_a_draw(
+        st.one_of([st.tuples(st.just(rule), st.fixed_dictionaries(rule.arguments))])
+    )
+    machine = Recorder()
+    assert machine._rules_strategy.initializing
+    assert machine._initialize_rules_to_run == []
+    ours = _spans_of_a_draw(machine._rules_strategy)
+    assert ours == theirs
+    assert ours[0] == (rule, {})
+    assert not machine._rules_strategy.initializing

@@ -137,13 +137,24 @@ class SimTradeStream:
 
     def advance(self, seconds: float) -> None:
         """Let `seconds` pass on the clock, pumping every `keepalive` seconds."""
-        remaining, keepalive = seconds, self.keepalive
-        advance, pump = self.clock.advance, self.pump  # an hour is 720 keepalives
+        remaining, keepalive, sim = seconds, self.keepalive, self.sim
+        advance, monotonic = self.clock.advance, self.clock.monotonic
         while remaining > 0:
             step = min(keepalive, remaining)
             advance(step)
             remaining -= step
-            pump()
+            listener = self._listener
+            if (
+                listener is not None
+                and sim.last_event_seq == self._cursor
+                and not self._waiting
+                and self.alive
+            ):
+                # What `pump` does with nothing to deliver, inline: an hour is 720 keepalives.
+                self.last_spoke = monotonic()
+                listener.on_keepalive()
+            else:
+                self.pump()
 
     # -- faults ------------------------------------------------------------------------------
 

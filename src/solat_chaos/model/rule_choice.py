@@ -16,7 +16,12 @@ the planted bugs that need three or four particular rules in one example were fo
 three times as often per example (docs/benchmarks.md, "Fourth round: rule weights").
 
 Each argument of the rule chosen is drawn as Hypothesis draws it, the same span around the
-same choice, without the bookkeeping of a nested `data.draw` (`_draw_of`).
+same choice, without the bookkeeping of a nested `data.draw` (`_draw_of`). A machine's one
+initialize rule (without arguments) is drawn here too, first, with the spans and labels
+Hypothesis gives it, instead of through the strategies its runner builds for it in every
+example. Its runner then no longer knows the rule is pending and would check invariants
+before it: a machine keeps an invariant from running early by a precondition on
+`initializing`.
 
 Rule weights, which Hypothesis has none of: a machine class may name rules in `rule_weights`
 (rule name -> a whole number, 1 when unnamed), and a rule of weight w is as likely as w rules
@@ -33,8 +38,9 @@ import random
 from functools import cache
 from typing import Any
 
+from hypothesis import strategies as st
 from hypothesis.errors import InvalidDefinition
-from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, self_strategy
 from hypothesis.strategies import SearchStrategy
 from hypothesis.strategies._internal.lazy import unwrap_strategies
 from hypothesis.strategies._internal.numbers import IntegersStrategy
@@ -99,8 +105,33 @@ class RuleChoice(SearchStrategy):
         # The index list drawn from, by which conditional rules can run: fixed for the
         # example once its swarm is, and most steps meet a combination met before.
         self._weighted: dict[tuple[bool, ...], list[int]] = {}
+        # Hypothesis' runner draws a machine's initialize rule through strategies it builds
+        # anew for every example, most of a short example's overhead. One initialize rule
+        # without arguments is taken over: its step is drawn here, the same spans with the
+        # same labels and, as there, no choice.
+        self._initializing = None
+        pending = machine._initialize_rules_to_run
+        if len(pending) == 1 and not pending[0].arguments:
+            self._initializing = pending.pop()
+
+    @property
+    def initializing(self) -> bool:
+        """Whether the machine's initialize rule is still to run."""
+        return self._initializing is not None
+
+    @property
+    def label(self) -> int:
+        if self._initializing is not None:
+            return _initialize_labels(self._initializing)[0]
+        return super().label
 
     def do_draw(self, data) -> tuple[Any, dict[str, Any]]:
+        if self._initializing is not None:
+            rule, self._initializing = self._initializing, None
+            for label in _initialize_labels(rule)[1:]:
+                data.start_span(label)
+                data.stop_span()
+            return rule, {}
         able = tuple(map(self._can_run, self._conditions))
         weighted = self._weighted.get(able)
         if weighted is None:
@@ -150,6 +181,17 @@ class RuleChoice(SearchStrategy):
 
 
 @cache
+def _initialize_labels(rule) -> tuple[int, int, int]:
+    """The labels of the spans of `rule`'s step as Hypothesis' runner draws an initialize rule
+    (alone, without arguments): a pair's, around the rule's and its arguments' (no choice)."""
+    rule_strategy, arguments = st.just(rule), st.fixed_dictionaries({})
+    return tuple(
+        unwrap_strategies(s).label
+        for s in (st.tuples(rule_strategy, arguments), rule_strategy, arguments)
+    )
+
+
+@cache
 def _argument_draws(rule) -> tuple[tuple[str, Any], ...]:
     """Per argument of `rule`, its name and how to draw it."""
     return tuple((name, _draw_of(s)) for name, s in rule.arguments_strategies.items())
@@ -160,10 +202,11 @@ def _draw_of(strategy: SearchStrategy):
 
     Hypothesis' own draw validates the strategy, unwraps it, labels a span and records the
     value for it, which cost more than the one choice most arguments make. For the kinds
-    the machines use (a `sampled_from` list, a small range of integers) the draw is done here:
-    the same span with the same label around the same one choice (the value Hypothesis would
-    record serves only spans of several choices). The examples, their mutation, shrinking
-    and replay are therefore Hypothesis' own; tests/unit/test_rule_choice.py checks it."""
+    the machines use (a `sampled_from` list, a small range of integers, a bundle) the draw is
+    done here: the same spans with the same labels around the same one choice (the value
+    Hypothesis would record serves only spans of several choices). The examples, their
+    mutation, shrinking and replay are therefore Hypothesis' own;
+    tests/unit/test_rule_choice.py checks it."""
     unwrapped = unwrap_strategies(strategy)
     if type(unwrapped) is SampledFromStrategy and not unwrapped._transformations:
         elements, label, top = unwrapped.elements, unwrapped.label, len(unwrapped.elements) - 1
@@ -188,4 +231,26 @@ def _draw_of(strategy: SearchStrategy):
             return value
 
         return integer
+    if type(unwrapped) is Bundle and unwrapped.draw_references and not unwrapped.consume:
+        return _bundle_draw(unwrapped)
     return lambda data: data.draw(strategy)
+
+
+def _bundle_draw(bundle: Bundle):
+    """A draw from `bundle` as `Bundle.do_draw` makes it: its span, inside it the empty span
+    of drawing the machine, then one index into the bundle's references, newest first."""
+    label, name = bundle.label, bundle.name
+    runner_label = unwrap_strategies(self_strategy).label
+
+    def referenced(data):
+        data.start_span(label)
+        data.start_span(runner_label)
+        data.stop_span()
+        references = data.hypothesis_runner.bundle(name)
+        if not references:
+            data.mark_invalid(f"Cannot draw from empty bundle {name!r}")
+        reference = references[-1 - data.draw_integer(0, len(references) - 1)]
+        data.stop_span()
+        return reference
+
+    return referenced

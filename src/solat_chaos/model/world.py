@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import json
 import selectors
 from collections.abc import Coroutine
@@ -35,13 +34,13 @@ from solat_chaos.engine.clock import SimClock
 from solat_chaos.engine.engine import Engine, EngineConfig
 from solat_chaos.engine.health import HealthThresholds
 from solat_chaos.engine.kill_switch import KILL_SWITCH_FILE
-from solat_chaos.engine.ledger import LEDGER_FILE, QUARANTINE_FILE, Entry, Ledger, unframe
+from solat_chaos.engine.ledger import LEDGER_FILE, QUARANTINE_FILE, Entry, Ledger
 from solat_chaos.engine.positions import normal_size
 from solat_chaos.engine.records import TERMINAL, Confirmed, Intent
 from solat_chaos.engine.risk import RiskLimits
 from solat_chaos.engine.snapshots import SNAPSHOT_FILE
 from solat_chaos.engine.stream import StreamState
-from solat_chaos.model.invariants import fold_fills
+from solat_chaos.model.invariants import fold_fills, verified_entry
 from solat_chaos.model.reference import Reference
 from solat_chaos.model.views import REST, SIM, check_view
 
@@ -502,10 +501,8 @@ class World:
         if not lines:
             return
         offset, raw = lines[line % len(lines)]
-        try:
-            reference = getattr(unframe(raw).record, "deal_reference", None)
-        except ValueError:
-            reference = None
+        entry = verified_entry(raw)
+        reference = None if entry is None else getattr(entry.record, "deal_reference", None)
         self.reference.ledger_rotted(reference)
         self.disk.corrupt(LEDGER_PATH, offset + len(raw) // 2, byte)
 
@@ -612,7 +609,7 @@ class World:
         """The ledger records of the lines of `data` that verify."""
         entries = []
         for line in data.split(b"\n"):
-            entry = _verified(line)
+            entry = verified_entry(line)
             if entry is not None:
                 entries.append(entry)
         return entries
@@ -669,20 +666,6 @@ def _ig_app(sim: SimBroker) -> Any:
     from solat_chaos.broker.ig_http import create_app
 
     return create_app(sim)
-
-
-# Each line is verified once per process: a line is the same record in every world (after a
-# rot or a crash a world reads its whole ledger again, and examples write the same lines), and
-# verifying lines again was most of the cost of reading the durable ledger. (The bound is one
-# the loaded source has already: Hypothesis draws constants of the local source, and a new one
-# would change every derandomized example.)
-@functools.lru_cache(maxsize=1024)
-def _verified(line: bytes) -> Entry | None:
-    """The record a ledger line verifies as, as recovery reads it; None if it does not."""
-    try:
-        return unframe(line)
-    except ValueError:
-        return None
 
 
 def _lines_with_offsets(data: bytes) -> list[tuple[int, bytes]]:
